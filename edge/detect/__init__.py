@@ -1,0 +1,1 @@
+"""Detection: the model runtime, the streaming detector and burst grouping."""

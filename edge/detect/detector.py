@@ -1,0 +1,125 @@
+"""The streaming detector: ring buffer → onset gate → log-mel window → classifier → bursts.
+
+Chunks of any size go in; detections come out in a deterministic order that does not depend on the chunking.
+A candidate is classified as soon as the ring holds ``post_s`` of audio after its onset, so the first message
+about a shot can leave about ``post_s`` plus one chunk after the shot.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.audio.ring import RingBuffer
+from edge.detect.bursts import BurstParams, BurstTracker, Detection, Impulse
+from edge.dsp.logmel import FloatArray, FrontEndParams, LogMel
+from edge.dsp.onset import BLOCK, Candidate, GateParams, OnsetGate
+
+PEAK_SPAN = 320
+"""Samples after an onset searched for its peak level (20 ms)."""
+MAX_PIECE = 16_000
+"""Largest piece of a chunk handled at once (1 s)."""
+
+
+class Scorer(Protocol):
+    def predict(self, patches: FloatArray) -> FloatArray: ...
+
+
+@dataclass
+class DetectorStats:
+    samples: int = 0
+    candidates: int = 0
+    gunshot_impulses: int = 0
+    max_score: float = 0.0
+    """Highest classifier score of any candidate so far (0 when the gate found none)."""
+
+
+class StreamingDetector:
+    def __init__(
+        self,
+        scorer: Scorer,
+        threshold: float,
+        *,
+        front_end: FrontEndParams | None = None,
+        gate: GateParams | None = None,
+        bursts: BurstParams | None = None,
+        ring_seconds: float = 30.0,
+        keep_scores: bool = False,
+    ) -> None:
+        self.front_end = front_end or FrontEndParams()
+        self.logmel = LogMel(self.front_end)
+        self.scorer = scorer
+        self.threshold = threshold
+        self.gate = OnsetGate(gate)
+        self.bursts = BurstTracker(bursts)
+        self.ring = RingBuffer(
+            max(round(ring_seconds * self.front_end.sample_rate), 2 * self.front_end.window_samples)
+        )
+        self.stats = DetectorStats()
+        self._pending: deque[Candidate] = deque()
+        self.keep_scores = keep_scores
+        self.scored: list[tuple[int, float]] = []
+        """With ``keep_scores``: (onset, score) of every candidate since the last :meth:`take_scored`."""
+
+    def process(self, chunk: npt.NDArray[np.int16]) -> list[Detection]:
+        if chunk.dtype != np.int16 or chunk.ndim != 1:
+            raise TypeError(f"expected a 1-D int16 chunk, got {chunk.dtype} with shape {chunk.shape}")
+        out: list[Detection] = []
+        # Bounded pieces, so a huge chunk cannot overwrite audio that a pending candidate still needs.
+        for start in range(0, len(chunk), MAX_PIECE):
+            piece = chunk[start : start + MAX_PIECE]
+            self.ring.write(piece)
+            self.stats.samples += len(piece)
+            self._pending.extend(self.gate.process(piece))
+            out += self._drain(self.ring.end)
+        return out
+
+    def flush(self) -> list[Detection]:
+        """End of stream: what follows the last sample is silence."""
+        out = self._drain(math.inf)
+        return out + self.bursts.flush()
+
+    def run(self, chunks: Iterable[npt.NDArray[np.int16]]) -> Iterator[Detection]:
+        """Every detection of a whole stream, the end of the stream included."""
+        for chunk in chunks:
+            yield from self.process(chunk)
+        yield from self.flush()
+
+    def take_scored(self) -> list[tuple[int, float]]:
+        scored, self.scored = self.scored, []
+        return scored
+
+    def _drain(self, available: float) -> list[Detection]:
+        post = self.front_end.post_samples
+        ready: list[Candidate] = []
+        while self._pending and self._pending[0].onset + post <= available:
+            ready.append(self._pending.popleft())
+        out: list[Detection] = []
+        if ready:
+            for cand, score in zip(ready, self._score(ready), strict=True):
+                out += self._judge(cand, float(score))
+        horizon = self._pending[0].onset if self._pending else self.gate.position - BLOCK
+        return out + self.bursts.advance(horizon)
+
+    def _score(self, ready: list[Candidate]) -> FloatArray:
+        pre, size = self.front_end.pre_samples, self.front_end.window_samples
+        windows = np.stack([self.ring.read(c.onset - pre, c.onset - pre + size) for c in ready])
+        return self.scorer.predict(self.logmel.patches(windows))
+
+    def _judge(self, cand: Candidate, score: float) -> list[Detection]:
+        self.stats.candidates += 1
+        self.stats.max_score = max(self.stats.max_score, score)
+        if self.keep_scores:
+            self.scored.append((cand.onset, score))
+        if score < self.threshold:
+            return []
+        self.stats.gunshot_impulses += 1
+        peak = int(np.abs(self.ring.read(cand.onset, cand.onset + PEAK_SPAN).astype(np.int32)).max())
+        peak_dbfs = 20.0 * math.log10(max(peak, 1) / 32768.0)
+        return self.bursts.add(Impulse(cand.onset, score, round(peak_dbfs, 1)))

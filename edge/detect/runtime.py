@@ -1,0 +1,168 @@
+"""Loads a ``.tflite`` classifier with its metadata JSON and checks both against the front end.
+
+The runtime package is imported only here, lazily: ai-edge-litert first, tflite-runtime as the fallback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.dsp.logmel import FloatArray, FrontEndParams
+from edge.errors import ModelError, RuntimeMissingError
+
+log = logging.getLogger(__name__)
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+DEFAULT_MODEL = MODELS_DIR / "gunshot.tflite"
+GUNSHOT = "gunshot"
+
+
+def metadata_path(model_path: Path) -> Path:
+    return model_path.with_suffix(".json")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _interpreter_class() -> tuple[Any, str]:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError as exc:
+            raise RuntimeMissingError(
+                "no TFLite runtime installed: pip install ai-edge-litert (or tflite-runtime on Python <= 3.11)"
+            ) from exc
+        return Interpreter, "tflite-runtime"
+    return Interpreter, "ai-edge-litert"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the metadata JSON promises about the model; events quote name, version and sha256."""
+
+    name: str
+    version: str
+    sha256: str
+    threshold: float
+    class_names: tuple[str, ...]
+    front_end: FrontEndParams
+    input_shape: tuple[int, ...]
+    raw: dict[str, Any]
+
+    @property
+    def gunshot_index(self) -> int:
+        return self.class_names.index(GUNSHOT)
+
+
+def read_metadata(model_path: Path) -> ModelInfo:
+    meta_file = metadata_path(model_path)
+    try:
+        raw = json.loads(meta_file.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"model metadata {meta_file} is missing: every model ships with its .json") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"model metadata {meta_file} is unreadable ({exc}); reinstall the model") from None
+    try:
+        info = ModelInfo(
+            name=str(raw["name"]),
+            version=str(raw["version"]),
+            sha256=str(raw["tflite_sha256"]),
+            threshold=float(raw["threshold"]),
+            class_names=tuple(str(c) for c in raw["class_names"]),
+            front_end=FrontEndParams.from_dict(raw["front_end"]),
+            input_shape=tuple(int(d) for d in raw["input_shape"]),
+            raw=raw,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"model metadata {meta_file} lacks or garbles field {exc}") from None
+    if GUNSHOT not in info.class_names:
+        raise ModelError(
+            f"model metadata {meta_file}: class_names {list(info.class_names)} has no {GUNSHOT!r}"
+        )
+    return info
+
+
+class TfliteModel:
+    """A verified classifier: ``predict(patches)`` gives the gunshot score of each log-mel patch."""
+
+    def __init__(
+        self, path: Path | str | None = None, front_end: FrontEndParams | None = None, threads: int = 1
+    ):
+        self.path = Path(path) if path else DEFAULT_MODEL
+        if self.path.is_dir():
+            raise ModelError(f"model {self.path} is a directory; give the .tflite file")
+        if not self.path.is_file():
+            raise ModelError(f"model file {self.path} not found; set detect.model or reinstall polewatch")
+        self.info = read_metadata(self.path)
+        actual = file_sha256(self.path)
+        if actual != self.info.sha256:
+            raise ModelError(
+                f"model file {self.path} is corrupt or was replaced: sha256 {actual[:12]}... does not match "
+                f"its metadata ({self.info.sha256[:12]}...); reinstall the model with its .json"
+            )
+        expected = front_end or FrontEndParams()
+        if self.info.front_end != expected:
+            diffs = [
+                f"{k}={v!r} (front end has {getattr(expected, k)!r})"
+                for k, v in self.info.front_end.to_dict().items()
+                if getattr(expected, k) != v
+            ]
+            raise ModelError(f"model {self.path} was trained for another front end: {', '.join(diffs)}")
+        interpreter_cls, self.runtime = _interpreter_class()
+        try:
+            self._interp = interpreter_cls(model_path=str(self.path), num_threads=threads)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"model file {self.path} cannot be loaded by {self.runtime}: {exc}") from None
+        inp = self._interp.get_input_details()[0]
+        out = self._interp.get_output_details()[0]
+        want = (1, expected.n_frames, expected.n_mels, 1)
+        if tuple(inp["shape"]) != want or tuple(self.info.input_shape) != want:
+            raise ModelError(
+                f"model {self.path} takes input {tuple(inp['shape'])} (metadata {self.info.input_shape}); "
+                f"the front end makes {want}"
+            )
+        if out["shape"][-1] != len(self.info.class_names):
+            raise ModelError(
+                f"model {self.path} has {out['shape'][-1]} outputs but metadata names {len(self.info.class_names)}"
+            )
+        self._in_index, self._in_dtype = inp["index"], inp["dtype"]
+        self._in_scale, self._in_zero = inp["quantization"]
+        self._out_index, self._out_dtype = out["index"], out["dtype"]
+        self._out_scale, self._out_zero = out["quantization"]
+        self._gun = self.info.gunshot_index
+        self._logit = self.info.raw.get("output") == "logit"
+        log.info(
+            "loaded model %s %s (%s) with %s", self.info.name, self.info.version, self.path, self.runtime
+        )
+
+    def predict(self, patches: FloatArray) -> FloatArray:
+        scores = np.empty(len(patches), dtype=np.float32)
+        for i, patch in enumerate(patches):
+            x = patch[None, :, :, None]
+            if self._in_dtype != np.float32:
+                info = np.iinfo(self._in_dtype)
+                x = np.clip(np.round(x / self._in_scale + self._in_zero), info.min, info.max)
+            self._interp.set_tensor(self._in_index, x.astype(self._in_dtype))
+            self._interp.invoke()
+            y = self._interp.get_tensor(self._out_index)[0]
+            if self._out_dtype != np.float32:
+                y = (y.astype(np.float32) - self._out_zero) * self._out_scale
+            scores[i] = y[self._gun]
+        if self._logit:
+            scores = (1.0 / (1.0 + np.exp(-scores))).astype(np.float32)
+        return scores

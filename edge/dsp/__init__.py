@@ -1,0 +1,1 @@
+"""Streaming DSP that never touches a device: the log-mel front end and the onset gate."""

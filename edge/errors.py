@@ -1,0 +1,34 @@
+"""Error tree: one root, narrow subclasses that also inherit the matching builtin.
+
+Every message is written for a technician: it names the thing (file, key, device) and what to do.
+"""
+
+
+class PolewatchError(Exception):
+    """Root of every error polewatch raises on purpose."""
+
+
+class ConfigError(PolewatchError, ValueError):
+    """The configuration file is missing, unreadable or invalid."""
+
+    def __init__(self, problems: list[str], source: str = "") -> None:
+        self.problems = list(problems)
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(where + "; ".join(self.problems))
+
+
+class AudioError(PolewatchError, OSError):
+    """An audio file or device cannot be read."""
+
+
+class AudioDeviceError(AudioError):
+    """The microphone is missing, busy or disappeared."""
+
+
+class ModelError(PolewatchError, ValueError):
+    """The model file or its metadata is missing, corrupt or does not match the front end."""
+
+
+class RuntimeMissingError(PolewatchError, ImportError):
+    """No TFLite runtime package is installed."""

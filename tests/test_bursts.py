@@ -1,0 +1,53 @@
+import pytest
+
+from edge.detect.bursts import BurstParams, BurstTracker, Detection, Impulse
+
+RATE = 16_000
+
+
+def run(onsets_s: list[float], peaks: list[float] | None = None, **params: float) -> list[Detection]:
+    tracker = BurstTracker(BurstParams(**params))
+    out: list[Detection] = []
+    for i, t in enumerate(onsets_s):
+        peak = peaks[i] if peaks else -10.0
+        out += tracker.add(Impulse(round(t * RATE), 0.9, peak))
+    return out + tracker.flush()
+
+
+def finals(dets: list[Detection]) -> list[int]:
+    return [d.rounds for d in dets if d.phase == "final"]
+
+
+def test_new_then_final_with_the_same_number() -> None:
+    dets = run([1.0, 1.3, 1.6])
+    assert [(d.number, d.phase, d.rounds) for d in dets] == [(1, "new", 1), (1, "final", 3)]
+
+
+@pytest.mark.parametrize("rate", [10.0, 15.0, 20.0])
+@pytest.mark.parametrize("rounds", [1, 5, 15])
+def test_full_auto_rounds_are_counted_not_merged(rate: float, rounds: int) -> None:
+    assert finals(run([2.0 + k / rate for k in range(rounds)])) == [rounds]
+
+
+def test_semi_auto_and_separate_bursts() -> None:
+    semi = [1.0, 1.4, 1.55, 2.3]
+    later = [6.0, 6.2]
+    assert finals(run(semi + later)) == [4, 2]
+
+
+def test_gap_is_configurable() -> None:
+    assert finals(run([1.0, 2.5], gap_s=1.0)) == [1, 1]
+    assert finals(run([1.0, 2.5], gap_s=2.0)) == [2]
+
+
+def test_much_quieter_impulse_right_after_a_round_is_an_echo() -> None:
+    assert finals(run([1.0, 1.08, 1.5], peaks=[-6.0, -25.0, -7.0])) == [2]
+
+
+def test_advance_closes_only_after_the_gap() -> None:
+    tracker = BurstTracker(BurstParams(gap_s=2.0))
+    tracker.add(Impulse(RATE, 0.9, -10.0))
+    assert tracker.advance(RATE + 2 * RATE) == []
+    closed = tracker.advance(RATE + 2 * RATE + 1)
+    assert [d.phase for d in closed] == ["final"]
+    assert tracker.flush() == []

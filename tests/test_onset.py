@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge.dsp.onset import GateParams, OnsetGate
+from tests.impulses import RATE, add_impulse, feed, noise, to_int16
+
+
+def onsets(x: np.ndarray, chunk: int, params: GateParams | None = None) -> list[int]:
+    gate = OnsetGate(params)
+    return [c.onset for piece in feed(chunk, x) for c in gate.process(piece)]
+
+
+def scene() -> tuple[np.ndarray, list[int]]:
+    x = noise(6.0, 30.0)
+    truth = [RATE + 37, 2 * RATE + 1001] + [3 * RATE + 800 * k + 13 * k for k in range(12)]
+    for t in truth:
+        add_impulse(x, t, 9000.0)
+    return to_int16(x), truth
+
+
+@pytest.mark.parametrize("chunk", [160, 1000, 16_000, 1, 7, 10**6])
+def test_candidates_identical_whatever_the_chunk_size(chunk: int) -> None:
+    x, _ = scene()
+    assert onsets(x, chunk) == onsets(x, 1600)
+
+
+@given(st.lists(st.integers(min_value=1, max_value=5000), min_size=1, max_size=40))
+@settings(max_examples=30, deadline=None)
+def test_arbitrary_chunkings_agree(sizes: list[int]) -> None:
+    x, _ = scene()
+    gate, got, pos, i = OnsetGate(), [], 0, 0
+    while pos < len(x):
+        n = sizes[i % len(sizes)]
+        got += [c.onset for c in gate.process(x[pos : pos + n])]
+        pos, i = pos + n, i + 1
+    assert got == onsets(x, 16_000)
+
+
+def test_onsets_are_sample_precise_and_full_auto_is_resolved() -> None:
+    x, truth = scene()
+    found = onsets(x, 1600)
+    # the stream starts with noise above the floor: one candidate at the start, then one per impulse
+    assert found[0] < 160
+    assert len(found[1:]) == len(truth)
+    assert max(abs(f - t) for f, t in zip(found[1:], truth, strict=True)) <= 2
+
+
+def test_shot_at_the_very_first_sample_is_found() -> None:
+    x = noise(2.0, 20.0)
+    add_impulse(x, 0, 12000.0)
+    assert onsets(to_int16(x), 1000)[0] <= 2
+
+
+def test_shot_over_near_silent_studio_background() -> None:
+    x = noise(3.0, 0.5)  # about -96 dBFS: digital near-silence
+    add_impulse(x, RATE + 5, 3000.0)
+    assert onsets(to_int16(x), 1000) == pytest.approx([RATE + 5], abs=2)
+
+
+def test_decaying_tail_and_steady_noise_do_not_retrigger() -> None:
+    x = noise(10.0, 300.0)
+    add_impulse(x, 5 * RATE, 20000.0, decay_ms=300.0)
+    found = onsets(to_int16(x), 1600)
+    assert [f for f in found if f > 160] == pytest.approx([5 * RATE], abs=2)
+
+
+def test_quieter_than_min_dbfs_is_ignored() -> None:
+    x = noise(3.0, 0.5)
+    add_impulse(x, RATE, 20.0)  # about -64 dBFS peak
+    assert onsets(to_int16(x), 1000, GateParams(min_dbfs=-50.0)) == []

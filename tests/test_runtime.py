@@ -1,0 +1,133 @@
+"""The model wrapper: loads the shipped model in both runtimes and refuses broken or mismatched files."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.detect.runtime import DEFAULT_MODEL, TfliteModel, file_sha256, metadata_path
+from edge.dsp.logmel import FrontEndParams, LogMel
+from edge.errors import ModelError
+
+ROOT = Path(__file__).resolve().parents[1]
+TFLITE214_PYTHON = Path(
+    os.environ.get("POLEWATCH_TFLITE214_PYTHON", ROOT / ".venv-tflite214" / "bin" / "python")
+)
+
+needs_model = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="no shipped model in models/")
+
+
+def patches(n: int = 4, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    fe = FrontEndParams()
+    windows = (rng.standard_normal((n, fe.window_samples)) * 3000).astype(np.int16)
+    windows[:, fe.pre_samples :] = (windows[:, fe.pre_samples :] * 4).clip(-32768, 32767)
+    return LogMel(fe).patches(windows)
+
+
+def copy_model(tmp_path: Path) -> Path:
+    dst = tmp_path / "m.tflite"
+    shutil.copy(DEFAULT_MODEL, dst)
+    shutil.copy(metadata_path(DEFAULT_MODEL), metadata_path(dst))
+    return dst
+
+
+def rewrite_meta(model: Path, **changes: object) -> None:
+    meta = json.loads(metadata_path(model).read_text())
+    meta.update(changes)
+    metadata_path(model).write_text(json.dumps(meta))
+
+
+@needs_model
+def test_shipped_model_loads_and_scores_in_unit_range() -> None:
+    model = TfliteModel()
+    scores = model.predict(patches())
+    assert scores.shape == (4,)
+    assert np.all((scores >= 0) & (scores <= 1))
+    assert 0 < model.info.threshold < 1
+    assert model.info.sha256 == file_sha256(DEFAULT_MODEL)
+
+
+@needs_model
+def test_corrupt_model_file_is_refused_naming_the_file(tmp_path: Path) -> None:
+    model = copy_model(tmp_path)
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\0" * 64
+    model.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"m\.tflite is corrupt"):
+        TfliteModel(model)
+
+
+@needs_model
+def test_garbage_with_a_matching_hash_is_refused_by_the_runtime(tmp_path: Path) -> None:
+    model = copy_model(tmp_path)
+    model.write_bytes(b"not a flatbuffer at all" * 10)
+    rewrite_meta(model, tflite_sha256=file_sha256(model))
+    with pytest.raises(ModelError, match="cannot be loaded"):
+        TfliteModel(model)
+
+
+@needs_model
+def test_front_end_mismatch_is_refused(tmp_path: Path) -> None:
+    model = copy_model(tmp_path)
+    rewrite_meta(model, front_end=replace(FrontEndParams(), n_mels=40).to_dict())
+    with pytest.raises(ModelError, match="n_mels=40"):
+        TfliteModel(model)
+
+
+@needs_model
+def test_metadata_missing_or_broken(tmp_path: Path) -> None:
+    model = copy_model(tmp_path)
+    metadata_path(model).write_text("{ not json")
+    with pytest.raises(ModelError, match="unreadable"):
+        TfliteModel(model)
+    metadata_path(model).unlink()
+    with pytest.raises(ModelError, match="missing"):
+        TfliteModel(model)
+
+
+def test_missing_model_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not found"):
+        TfliteModel(tmp_path / "nope.tflite")
+    with pytest.raises(ModelError, match="directory"):
+        TfliteModel(tmp_path)
+
+
+@needs_model
+def test_no_runtime_installed_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge.errors import RuntimeMissingError
+
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    monkeypatch.setitem(sys.modules, "tflite_runtime", None)
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)
+    with pytest.raises(RuntimeMissingError, match="pip install ai-edge-litert"):
+        TfliteModel()
+
+
+@needs_model
+@pytest.mark.skipif(
+    not TFLITE214_PYTHON.exists(), reason="no tflite-runtime 2.14 venv (tools/setup.sh makes it)"
+)
+def test_shipped_model_gives_the_same_scores_in_tflite_runtime_2_14(tmp_path: Path) -> None:
+    x = patches(8, seed=3)
+    np.save(tmp_path / "patches.npy", x)
+    code = (
+        "import sys, numpy as np; from edge.detect.runtime import TfliteModel; "
+        "m = TfliteModel(); assert m.runtime == 'tflite-runtime', m.runtime; "
+        "np.save(sys.argv[2], m.predict(np.load(sys.argv[1])))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(
+        [str(TFLITE214_PYTHON), "-c", code, str(tmp_path / "patches.npy"), str(tmp_path / "out.npy")],
+        check=True,
+        env=env,
+        timeout=120,
+    )
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), TfliteModel().predict(x), atol=1e-5)
