@@ -5,8 +5,8 @@ from edge.detect.bursts import BurstParams, BurstTracker, Detection, Impulse
 RATE = 16_000
 
 
-def run(onsets_s: list[float], peaks: list[float] | None = None, **params: float) -> list[Detection]:
-    tracker = BurstTracker(BurstParams(**params))
+def run(onsets_s: list[float], peaks: list[float] | None = None, gap_s: float = 2.0) -> list[Detection]:
+    tracker = BurstTracker(BurstParams(gap_s=gap_s))
     out: list[Detection] = []
     for i, t in enumerate(onsets_s):
         peak = peaks[i] if peaks else -10.0
