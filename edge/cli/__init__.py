@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before numpy loads (sub-commands import it): BLAS threads fighting over a Pi's cores cost far more than
+    # the small matrix products they would share.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = bool(args.debug or os.environ.get("POLEWATCH_DEBUG"))

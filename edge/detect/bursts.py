@@ -67,6 +67,10 @@ class BurstTracker:
         self._count = 0
         self.echoes = 0
 
+    @property
+    def is_open(self) -> bool:
+        return self._open is not None
+
     def add(self, impulse: Impulse) -> list[Detection]:
         out = self.advance(impulse.onset)
         if self._open is None:

@@ -74,7 +74,7 @@ class OnsetGate:
         x = chunk.astype(np.float32)
         diff = np.empty_like(x)
         diff[0] = x[0] - self._last_sample
-        diff[1:] = x[1:] - x[:-1]
+        np.subtract(x[1:], x[:-1], out=diff[1:])
         self._last_sample = float(x[-1])
         y = np.concatenate((self._pending, diff)) if len(self._pending) else diff
         n_blocks = len(y) // BLOCK
@@ -82,13 +82,15 @@ class OnsetGate:
         if n_blocks == 0:
             return []
         blocks = y[: n_blocks * BLOCK].reshape(n_blocks, BLOCK)
-        energy = np.einsum("ij,ij->i", blocks, blocks, dtype=np.float64)
+        # exact in any summation order: squared int16 differences summed in float64 stay integers below 2**53
+        wide = blocks.astype(np.float64)
+        energy = (wide[:, None, :] @ wide[:, :, None]).ravel()  # row dot products; np.vecdot needs numpy 2
         padded = np.concatenate((self._history, energy))
         # the quietest of the HISTORY blocks before each block: a reverberant tail decays, it never rises
         background = padded[:n_blocks].copy()
         for lag in range(1, HISTORY):
             np.minimum(background, padded[lag : lag + n_blocks], out=background)
-        hits = np.flatnonzero((energy > self._rise * background) & (energy > self._min_energy))
+        hits = (energy > np.maximum(self._rise * background, self._min_energy)).nonzero()[0]
         candidates = [self._candidate(i, blocks, energy, background) for i in hits]
         self._history = padded[-HISTORY:]
         self._prev_block = blocks[-1].copy()

@@ -1,0 +1,75 @@
+"""The shipped model's validation metrics, re-measured through the real streaming pipeline on real recordings.
+
+Needs ../shared/data/audio (skipped when absent). The validation groups are the ones the model card names; the
+numbers must reach the first model's quality bar and match what the card claims.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.audio.file_source import FileSource
+from edge.detect.detector import StreamingDetector
+from edge.detect.runtime import DEFAULT_MODEL, TfliteModel, metadata_path
+from tools.dataset import Item, read_manifest
+from tools.metrics import auc
+
+DATA = Path(os.environ.get("POLEWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "audio"))
+
+pytestmark = [
+    pytest.mark.data,
+    pytest.mark.skipif(not (DATA / "manifest.tsv").exists(), reason=f"no recordings at {DATA}"),
+    pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="no shipped model in models/"),
+]
+
+
+def gun_max(model: TfliteModel, path: Path) -> float:
+    detector = StreamingDetector(model, model.info.threshold)
+    with FileSource(path, chunk_samples=1600) as source:
+        for _ in detector.run(source.chunks()):
+            pass
+    return detector.stats.max_score
+
+
+@pytest.fixture(scope="module")
+def validation() -> tuple[dict[str, object], list[Item], np.ndarray]:
+    meta = json.loads(metadata_path(DEFAULT_MODEL).read_text())
+    val_groups = set(meta["split"]["val_groups"])
+    items = [i for i in read_manifest(DATA) if i.group in val_groups]
+    model = TfliteModel()
+    scores = np.array([gun_max(model, DATA / i.path) for i in items])
+    return meta, items, scores
+
+
+def urban_auc(items: list[Item], scores: np.ndarray, hard_only: bool) -> float:
+    gun = [s for i, s in zip(items, scores, strict=True) if i.urban and i.is_gunshot]
+    neg = [
+        s
+        for i, s in zip(items, scores, strict=True)
+        if i.urban and not i.is_gunshot and (i.is_hard_negative or not hard_only)
+    ]
+    return auc(gun, neg)
+
+
+def test_validation_split_is_real(validation: tuple[dict[str, object], list[Item], np.ndarray]) -> None:
+    _, items, _ = validation
+    assert sum(i.urban and i.is_gunshot for i in items) >= 10
+    assert sum(i.urban and i.is_hard_negative for i in items) >= 30
+
+
+def test_urban_auc_gunshot_vs_all(validation: tuple[dict[str, object], list[Item], np.ndarray]) -> None:
+    meta, items, scores = validation
+    measured = urban_auc(items, scores, hard_only=False)
+    assert measured >= 0.97
+    assert measured == pytest.approx(meta["metrics"]["auc_gunshot_vs_all_urban"], abs=0.01)  # type: ignore[index]
+
+
+def test_urban_auc_gunshot_vs_hard_negatives(validation: tuple[dict[str, object], list[Item], np.ndarray]) -> None:
+    meta, items, scores = validation
+    measured = urban_auc(items, scores, hard_only=True)
+    assert measured >= 0.93
+    expected = meta["metrics"]["auc_gunshot_vs_hard_negatives_urban"]  # type: ignore[index]
+    assert measured == pytest.approx(expected, abs=0.01)
