@@ -1,0 +1,1 @@
+"""Everything that leaves the unit: MQTT topics, message schemas, the on-disk outbox and the publisher."""
