@@ -32,3 +32,30 @@ class ModelError(PolewatchError, ValueError):
 
 class RuntimeMissingError(PolewatchError, ImportError):
     """No TFLite runtime package is installed."""
+
+
+class OutboxFullError(PolewatchError, OSError):
+    """The outbox cannot store another message: the data partition (or the outbox's own ceiling) is full."""
+
+
+class MessageError(PolewatchError, ValueError):
+    """An MQTT message does not follow its contract (``edge/transport/schemas``)."""
+
+    def __init__(self, kind: str, path: str, problem: str) -> None:
+        self.kind = kind
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{kind} message, at {path}: {problem}")
+
+
+class SignatureError(PolewatchError, ValueError):
+    """A message signature, signing key or certificate does not check out.
+
+    ``reason`` is a short code for scripts: ``missing``, ``alg``, ``key_id``, ``bad`` (tampered or wrong key),
+    ``malformed``, ``key`` (unusable key file) or ``cert`` (certificate chain, validity or name).
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(detail)
