@@ -154,6 +154,79 @@ class DetectConfig(Section):
 
 
 @dataclass(frozen=True)
+class MqttConfig(Section):
+    """Connection to the MQTT broker that carries events to central (contract v1)."""
+
+    host: str = setting("", 'Broker host name or address; "" = no broker (messages wait in the outbox)')
+    port: int = setting(8883, "Broker port: 8883 for TLS, 1883 without", unit="TCP port", minimum=1, maximum=65535)
+    prefix: str = setting(
+        "polewatch/v1",
+        "Topic prefix shared by every unit of a deployment (no '+', '#' or trailing '/')",
+        pattern=r"[^+#\s]*[^+#/\s]",
+    )
+    keepalive_s: int = setting(
+        30, "Longest silence before the broker declares the unit gone", unit="seconds", minimum=5, maximum=1200
+    )
+    tls: bool = setting(True, "Mutual TLS: the broker's CA plus this unit's certificate and key")
+    ca_file: str = setting("", "CA certificate (PEM) the broker's certificate must chain to; required with tls")
+    cert_file: str = setting("", "This unit's certificate (PEM, CN = unit id); required with tls")
+    key_file: str = setting("", "Private key of cert_file (PEM); required with tls")
+    client_id: str = setting("", 'MQTT client id; "" = the unit id', pattern=r"[A-Za-z0-9_.-]{0,64}")
+    inflight: int = setting(
+        20, "Messages sent but not yet acknowledged by the broker", unit="messages", minimum=1, maximum=1000
+    )
+    reconnect_min_s: int = setting(
+        1, "First wait before reconnecting after the broker is lost", unit="seconds", minimum=1, maximum=60
+    )
+    reconnect_max_s: int = setting(
+        60,
+        "Longest wait between reconnect attempts (the wait doubles up to this)",
+        unit="seconds",
+        minimum=1,
+        maximum=3600,
+    )
+
+    def check(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        if self.reconnect_max_s < self.reconnect_min_s:
+            problems.append(("reconnect_max_s", f"must be at least reconnect_min_s ({self.reconnect_min_s})"))
+        if not self.host:
+            return problems
+        if self.tls:
+            problems += [
+                (key, "required when mqtt.tls = true; set it to the path of the PEM file")
+                for key in ("ca_file", "cert_file", "key_file")
+                if not getattr(self, key)
+            ]
+            if self.port == 1883:
+                problems.append(("port", "1883 is the plain MQTT port; with tls = true use the TLS port (8883)"))
+        elif self.port == 8883:
+            problems.append(("port", "8883 is the MQTT TLS port; with tls = false use 1883, or set tls = true"))
+        return problems
+
+
+@dataclass(frozen=True)
+class OutboxConfig(Section):
+    """The on-disk queue every message passes through; a message leaves it only when the broker acknowledged it."""
+
+    path: str = setting("/data/polewatch/outbox.sqlite", "SQLite file of the outbox, on the data partition")
+    max_mb: float = setting(
+        256.0,
+        "Size above which health, then replies/status, then media messages are dropped (events never are)",
+        unit="MB",
+        minimum=1,
+        maximum=100_000,
+    )
+
+
+@dataclass(frozen=True)
+class HealthConfig(Section):
+    """Periodic health reports on {prefix}/{unit}/health."""
+
+    interval_s: int = setting(60, "Time between health reports", unit="seconds", minimum=10, maximum=3600)
+
+
+@dataclass(frozen=True)
 class LoggingConfig(Section):
     """Logging of the polewatch service."""
 
@@ -167,6 +240,9 @@ class Config:
     unit: UnitConfig = field(default_factory=UnitConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 

@@ -190,8 +190,10 @@ def test_an_unknown_key_far_from_any_name_has_no_suggestion() -> None:
 
 
 def test_an_unknown_section_lists_the_allowed_sections() -> None:
-    problem = only_problem({"mqtt": {"host": "broker"}})
-    assert problem == "[mqtt]: unknown section; allowed sections: audio, detect, logging, unit"
+    problem = only_problem({"camera": {"device": "csi"}})
+    assert problem == (
+        "[camera]: unknown section; allowed sections: audio, detect, health, logging, mqtt, outbox, unit"
+    )
     assert "(did you mean audio?)" in only_problem({"audoi": {}})
 
 
@@ -222,11 +224,11 @@ def test_every_problem_is_collected_not_just_the_first() -> None:
             "unit": {"id": "Pole 7"},
             "audio": {"chunk_ms": 5000, "source": "alsa", "chnk_ms": 1},
             "detect": {"threshold": "high"},
-            "mqtt": {},
+            "camera": {},
         }
     )
     assert len(problems) == 6
-    for key in ("unit.id", "audio.chunk_ms", "audio.source", "audio.chnk_ms", "detect.threshold", "[mqtt]"):
+    for key in ("unit.id", "audio.chunk_ms", "audio.source", "audio.chnk_ms", "detect.threshold", "[camera]"):
         assert sum(problem.startswith(key) for problem in problems) == 1, (key, problems)
 
 
@@ -269,7 +271,7 @@ def test_an_empty_file_gives_the_defaults(tmp_path: Path) -> None:
 
 
 def test_problems_in_a_file_name_the_file(tmp_path: Path) -> None:
-    path = write(tmp_path, "[audio]\nchunk_ms = 5000\n[mqtt]\n")
+    path = write(tmp_path, "[audio]\nchunk_ms = 5000\n[camera]\n")
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert caught.value.source == str(path)
@@ -389,14 +391,14 @@ def test_cli_check_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_cli_check_prints_every_problem_on_its_own_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = write(tmp_path, '[audio]\nchunk_ms = 5000\nsource = "alsa"\n[mqtt]\n')
+    path = write(tmp_path, '[audio]\nchunk_ms = 5000\nsource = "alsa"\n[camera]\n')
     assert main(["config", "check", str(path)]) == 1
     out, err = capsys.readouterr()
     assert out == ""
     assert err.splitlines() == [
         f"{path}: audio.chunk_ms = 5000: must be between 10 and 1000 (milliseconds)",
         f'{path}: audio.source = "alsa": must be one of "pyaudio", "file"',
-        f"{path}: [mqtt]: unknown section; allowed sections: audio, detect, logging, unit",
+        f"{path}: [camera]: unknown section; allowed sections: audio, detect, health, logging, mqtt, outbox, unit",
     ]
 
 
