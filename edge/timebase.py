@@ -69,6 +69,8 @@ class OnsetTime:
     """How far off ``utc_ns`` may be, in microseconds; None (unknown) exactly when ``source`` is ``none``."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.utc_ns, bool) or not isinstance(self.utc_ns, int) or not 0 <= self.utc_ns < 2**63:
+            raise ValueError(f"onset utc_ns {self.utc_ns!r} must be an integer in [0, 2**63)")
         _check_uncertainty(self.source, self.uncertainty_us)
 
     @property
@@ -90,6 +92,8 @@ def _check_uncertainty(source: str, uncertainty_us: float | None) -> None:
 
 def iso_utc(utc_ns: int) -> str:
     """ISO 8601 UTC with microseconds (truncated, so it never disagrees with ``utc_ns``) and a ``Z`` suffix."""
+    if isinstance(utc_ns, bool) or not isinstance(utc_ns, int) or utc_ns < 0:
+        raise ValueError(f"time {utc_ns!r} must be a non-negative integer count of nanoseconds")
     seconds, rest_ns = divmod(utc_ns, NS_PER_S)
     stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{stamp}.{rest_ns // 1000:06d}Z"

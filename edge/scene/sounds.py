@@ -152,8 +152,9 @@ def urban_ir(
     """Impulse response of a street canyon: direct path, discrete façade echoes and a diffuse tail.
 
     * echoes arrive 20-150 ms after the direct sound with ``echo_db`` of its energy, slightly darkened;
-    * the diffuse tail starts after ~8 ms, ``reverb_db`` below the direct sound in amplitude density and decays
-      with ``rt60_s`` below ~1 kHz and 1.5 times as fast above (air and surface absorption darken it).
+    * the diffuse tail builds up within ~8 ms (a gap before it would look like a second onset to the gate), lies
+      ``reverb_db`` below the direct sound in amplitude density and decays with ``rt60_s`` below ~1 kHz and 1.5
+      times as fast above (air and surface absorption darken it).
     """
     n = round((rt60_s * 1.1 + 0.16) * SR)
     ir = np.zeros(n)
@@ -165,7 +166,7 @@ def urban_ir(
     high /= np.std(high)
     tau = rt60_s / 6.91
     tail = low * np.exp(-t / tau) + 0.7 * high * np.exp(-1.5 * t / tau)
-    build_up = np.clip((t - 0.008) / 0.02, 0.0, 1.0)
+    build_up = np.clip((t - 0.002) / 0.006, 0.0, 1.0)
     ir += 10.0 ** (reverb_db / 20.0) * tail * build_up
     for _ in range(n_echoes):
         # a façade is a near-specular mirror: the echo is a copy of the direct sound, its highs partly absorbed
@@ -260,7 +261,7 @@ def gunshot_burst(
     onsets = [o + shift for o in onsets]
     dry_train = place(pieces, [int(s) + shift for s in starts])
     # farther shots are more reverberant: the diffuse field is level-independent, the direct sound falls with 1/r
-    reverb_db = float(np.clip(-36.0 + 6.0 * np.log10(distance_m / 10.0), -36.0, -26.0)) + wetness_db
+    reverb_db = float(np.clip(-40.0 + 6.0 * np.log10(distance_m / 10.0), -40.0, -30.0)) + wetness_db
     ir = urban_ir(rng, rt60_s, reverb_db, n_echoes=int(rng.integers(2, 5)))
     wet = convolve(dry_train, ir)
     wet = lowpass(wet, air_absorption_cutoff(distance_m), order=1)
@@ -290,7 +291,7 @@ def full_auto_burst(rng: np.random.Generator, distance_m: float = 150.0, peak_db
     period = 1.0 / rate
     # fired in a wider street: a canyon's diffuse field would fill the 70 ms between rounds
     return gunshot_burst(
-        rng, rounds, (period * 0.97, period * 1.03), distance_m, peak_dbfs, rng.uniform(0.5, 0.9), wetness_db=-10.0
+        rng, rounds, (period * 0.97, period * 1.03), distance_m, peak_dbfs, rng.uniform(0.5, 0.9), wetness_db=-6.0
     )
 
 
@@ -434,7 +435,7 @@ def dropped_object(rng: np.random.Generator, peak_dbfs: float = -18.0) -> Sound:
     times = np.array([0.0, 0.0, 0.0])
     times[1:] = np.cumsum(rng.uniform(0.28, 0.34) * 0.5 ** np.arange(2))
     hits = [
-        _struck(rng, 0.0006, freqs, [0.05, 0.03, 0.02, 0.012], [1.0, 0.7, 0.5, 0.3], 0.4, spread=0.005) * 0.85**k
+        _struck(rng, 0.0006, freqs, [0.04, 0.025, 0.015, 0.01], [1.0, 0.7, 0.5, 0.3], 0.4, spread=0.005) * 0.9**k
         for k in range(len(times))
     ]
     return _impact_in_space(rng, hits, [float(t) for t in times], peak_dbfs)

@@ -15,7 +15,8 @@ from typing import Any, Final, Literal, get_args
 
 from edge.detect.bursts import Detection, Phase
 from edge.detect.runtime import ModelInfo
-from edge.transport.schema import SCHEMA_VERSION, iso_utc
+from edge.timebase import OnsetTime, iso_utc
+from edge.transport.schema import SCHEMA_VERSION
 from edge.transport.topics import UNIT_ID
 
 __all__ = [
@@ -44,31 +45,6 @@ NewType = Literal["gunshot", "test", "not-gunshot"]
 OFFSET_DECIMALS: Final = 3
 """Impulse offsets are rounded to the microsecond."""
 SCORE_DECIMALS: Final = 4
-
-
-@dataclass(frozen=True)
-class OnsetTime:
-    """When the first impulse began, as the timebase knows it."""
-
-    utc_ns: int
-    """Integer nanoseconds since the epoch (UTC)."""
-    source: TimeSource
-    """What disciplined the clock: ``gps-pps``, ``gps``, ``ntp`` or ``none``."""
-    uncertainty_us: float | None = None
-    """Uncertainty of ``utc_ns`` in microseconds; ``None`` (unknown) is the only value allowed for source ``none``."""
-
-    def __post_init__(self) -> None:
-        if isinstance(self.utc_ns, bool) or not isinstance(self.utc_ns, int) or not 0 <= self.utc_ns < 2**63:
-            raise ValueError(f"onset utc_ns {self.utc_ns!r} must be an integer in [0, 2**63)")
-        _one_of("time source", self.source, TimeSource)
-        if self.source == "none":
-            if self.uncertainty_us is not None:
-                raise ValueError("a free-running clock (source 'none') has unknown uncertainty: pass None")
-        elif self.uncertainty_us is None or not math.isfinite(self.uncertainty_us) or self.uncertainty_us < 0:
-            raise ValueError(
-                f"time source {self.source!r} needs a finite uncertainty >= 0 in microseconds, "
-                f"not {self.uncertainty_us!r}"
-            )
 
 
 @dataclass(frozen=True)

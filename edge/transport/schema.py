@@ -12,15 +12,15 @@ import copy
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 from functools import cache
 from importlib.resources import files
 from typing import Any, Final
 
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-from jsonschema.exceptions import ValidationError, best_match  # type: ignore[import-untyped]
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
 
 from edge.errors import MessageError
+from edge.timebase import iso_utc
 
 MAJOR: Final = 1
 """Major version of the contract this code speaks; the topic prefix ``polewatch/v1`` goes with it."""
@@ -40,17 +40,7 @@ RECLASSIFICATION_SCHEMA: Final = "polewatch/reclassification/1"
 SCHEMA_VERSION: Final[Mapping[str, str]] = {kind: f"polewatch/{kind}/{MAJOR}" for kind in KINDS}
 """``kind`` → the version string its builders write into the ``schema`` field."""
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _VERSION = re.compile(r"polewatch/([a-z]+)/([0-9]+)(?:\.([0-9]+))?")
-
-
-def iso_utc(ns: int) -> str:
-    """``ns`` (integer nanoseconds since the epoch, UTC) as ISO 8601 with microseconds (truncated) and ``Z``."""
-    if isinstance(ns, bool) or not isinstance(ns, int) or ns < 0:
-        raise ValueError(f"time {ns!r} must be a non-negative integer count of nanoseconds")
-    seconds, rest = divmod(ns, 1_000_000_000)
-    when = _EPOCH + timedelta(seconds=seconds, microseconds=rest // 1000)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def load_schema(kind: str) -> dict[str, Any]:
@@ -152,7 +142,12 @@ def _problem(error: ValidationError) -> str:
     message = error.message
     if error.validator == "additionalProperties":
         message += " (a typo, or a field of a later contract version?)"
-    elif error.validator == "oneOf" and all(set(alt) == {"required"} for alt in error.validator_value):
-        names = [name for alt in error.validator_value for name in alt["required"]]
+    elif error.validator == "oneOf" and all(set(alt) == {"required"} for alt in _alternatives(error)):
+        names = [name for alt in _alternatives(error) for name in alt["required"]]
         message = f"needs exactly one of {', '.join(names)}"
     return message if len(message) <= 200 else message[:197] + "..."
+
+
+def _alternatives(error: ValidationError) -> list[dict[str, Any]]:
+    value = error.validator_value
+    return list(value) if isinstance(value, list) else []
