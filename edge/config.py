@@ -261,9 +261,7 @@ def load_config(path: Path | None = None) -> Config:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(
-            [f"file not found; create it with: polewatch config defaults > {path}"], source
-        ) from None
+        raise ConfigError([f"file not found; create it with: polewatch config defaults > {path}"], source) from None
     except IsADirectoryError:
         raise ConfigError(["is a directory, not a TOML file"], source) from None
     except PermissionError:
@@ -333,9 +331,7 @@ def _field_names(section_type: type[Section]) -> list[str]:
     return [f.name for f in fields(section_type)]
 
 
-def _parse_section(
-    name: str, section_type: type[Section], table: dict[str, Any]
-) -> tuple[Section, list[str]]:
+def _parse_section(name: str, section_type: type[Section], table: dict[str, Any]) -> tuple[Section, list[str]]:
     """The section built from ``table`` (invalid keys left at their defaults) and the problems found."""
     hints = get_type_hints(section_type)
     specs: dict[str, FieldSpec] = {f.name: f.metadata[_SPEC] for f in fields(section_type)}

@@ -35,9 +35,7 @@ class ThrowawayPki:
         self._ca_cert = (
             self._builder(name, self._ca_key.public_key())
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-            )
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
             .sign(self._ca_key, hashes.SHA256())
         )
         self.ca_file = root / "ca.crt"

@@ -12,9 +12,7 @@ def noise(seconds: float, rms: float, seed: int = 0) -> npt.NDArray[np.float64]:
     return np.random.default_rng(seed).standard_normal(round(seconds * RATE)) * rms
 
 
-def add_impulse(
-    x: npt.NDArray[np.float64], onset: int, peak: float, decay_ms: float = 10.0, seed: int = 1
-) -> None:
+def add_impulse(x: npt.NDArray[np.float64], onset: int, peak: float, decay_ms: float = 10.0, seed: int = 1) -> None:
     """A sharp broadband attack with an exponential decay, starting exactly at ``onset``."""
     n = min(len(x) - onset, round(0.08 * RATE))
     rng = np.random.default_rng(seed + onset)

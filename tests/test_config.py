@@ -95,9 +95,7 @@ def test_values_at_the_edges_of_what_is_allowed(section: str, key: str, value: o
 
 
 def test_a_file_source_with_its_file_is_valid() -> None:
-    config = parse_config(
-        {"audio": {"source": "file", "file": "shots.flac", "loop": True, "realtime": False}}
-    )
+    config = parse_config({"audio": {"source": "file", "file": "shots.flac", "loop": True, "realtime": False}})
     assert config.audio == AudioConfig(source="file", file="shots.flac", loop=True, realtime=False)
 
 
@@ -234,9 +232,7 @@ def test_every_problem_is_collected_not_just_the_first() -> None:
 
 def test_the_error_message_carries_the_source_and_every_problem() -> None:
     with pytest.raises(ConfigError) as caught:
-        parse_config(
-            {"audio": {"chunk_ms": 5000}, "detect": {"num_threads": 0}}, "/etc/polewatch/polewatch.toml"
-        )
+        parse_config({"audio": {"chunk_ms": 5000}, "detect": {"num_threads": 0}}, "/etc/polewatch/polewatch.toml")
     text = str(caught.value)
     assert text.startswith("/etc/polewatch/polewatch.toml: audio.chunk_ms = 5000")
     assert "detect.num_threads = 0" in text
@@ -388,9 +384,7 @@ def test_cli_check_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert err == ""
 
 
-def test_cli_check_prints_every_problem_on_its_own_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_check_prints_every_problem_on_its_own_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, '[audio]\nchunk_ms = 5000\nsource = "alsa"\n[camera]\n')
     assert main(["config", "check", str(path)]) == 1
     out, err = capsys.readouterr()

@@ -29,7 +29,15 @@ def test_peek_drains_events_then_media_then_replies_and_status_then_health(tmp_p
     ids = [box.put(kind, TOPIC + kind, payload(i)) for i, kind in enumerate(order)]  # type: ignore[arg-type]
     rows = box.peek(100)
     assert [row.kind for row in rows] == [
-        "event", "event", "event", "media", "media", "status", "reply", "health", "health"
+        "event",
+        "event",
+        "event",
+        "media",
+        "media",
+        "status",
+        "reply",
+        "health",
+        "health",
     ]
     events = [row.id for row in rows if row.kind == "event"]
     assert events == sorted(events) == [ids[1], ids[4], ids[8]]
@@ -44,7 +52,13 @@ def test_rows_keep_what_was_put_and_survive_reopening(tmp_path: Path) -> None:
     box.close()
     row = open_outbox(tmp_path).peek(1)[0]
     assert (row.id, row.kind, row.topic, row.payload, row.qos, row.retain, row.attempts) == (
-        row_id, "status", TOPIC + "status", b"\x00online\xff", 1, True, 1
+        row_id,
+        "status",
+        TOPIC + "status",
+        b"\x00online\xff",
+        1,
+        True,
+        1,
     )
 
 

@@ -16,9 +16,7 @@ from edge.dsp.logmel import FrontEndParams, LogMel
 from edge.errors import ModelError
 
 ROOT = Path(__file__).resolve().parents[1]
-TFLITE214_PYTHON = Path(
-    os.environ.get("POLEWATCH_TFLITE214_PYTHON", ROOT / ".venv-tflite214" / "bin" / "python")
-)
+TFLITE214_PYTHON = Path(os.environ.get("POLEWATCH_TFLITE214_PYTHON", ROOT / ".venv-tflite214" / "bin" / "python"))
 
 needs_model = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="no shipped model in models/")
 
@@ -112,9 +110,7 @@ def test_no_runtime_installed_names_the_package(monkeypatch: pytest.MonkeyPatch)
 
 
 @needs_model
-@pytest.mark.skipif(
-    not TFLITE214_PYTHON.exists(), reason="no tflite-runtime 2.14 venv (tools/setup.sh makes it)"
-)
+@pytest.mark.skipif(not TFLITE214_PYTHON.exists(), reason="no tflite-runtime 2.14 venv (tools/setup.sh makes it)")
 def test_shipped_model_gives_the_same_scores_in_tflite_runtime_2_14(tmp_path: Path) -> None:
     x = patches(8, seed=3)
     np.save(tmp_path / "patches.npy", x)

@@ -51,9 +51,7 @@ class RingBuffer:
         if hi <= lo:
             return out
         if lo < self.start:
-            raise IndexError(
-                f"samples {lo}..{self.start} were already overwritten (ring holds {self.capacity})"
-            )
+            raise IndexError(f"samples {lo}..{self.start} were already overwritten (ring holds {self.capacity})")
         a, b = lo % self.capacity, hi - lo
         first = min(b, self.capacity - a)
         out[lo - start : lo - start + first] = self._buf[a : a + first]

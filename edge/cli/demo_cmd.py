@@ -16,16 +16,12 @@ MATCH_S = 0.05
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "demo", help="replay a built-in street scene through the full unit and print detections"
-    )
+    p = sub.add_parser("demo", help="replay a built-in street scene through the full unit and print detections")
     p.add_argument("--config", type=Path, default=None, help="config file (default: built-in defaults)")
     p.add_argument("--realtime", action="store_true", help="pace the scene like a microphone")
     p.add_argument("--loop", action="store_true", help="replay the scene until interrupted")
     p.add_argument("--seed", type=int, default=0, help="which generated scene (default 0)")
-    p.add_argument(
-        "--save-scene", type=Path, default=None, metavar="WAV", help="also write the scene to a file"
-    )
+    p.add_argument("--save-scene", type=Path, default=None, metavar="WAV", help="also write the scene to a file")
     p.set_defaults(func=run)
 
 

@@ -22,9 +22,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("detect", help="detect gunshots in audio files (WAV/FLAC/OGG)")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--json", action="store_true", help="one JSON line per detection and per file")
-    p.add_argument(
-        "--model", type=Path, default=None, help="a .tflite with its .json (default: shipped model)"
-    )
+    p.add_argument("--model", type=Path, default=None, help="a .tflite with its .json (default: shipped model)")
     p.add_argument("--threshold", type=float, default=None, help="gunshot score threshold (default: model's)")
     p.add_argument("--burst-gap", type=float, default=2.0, help="seconds between rounds of one burst")
     p.set_defaults(func=run)

@@ -61,9 +61,7 @@ class StreamingDetector:
         self.threshold = threshold
         self.gate = OnsetGate(gate)
         self.bursts = BurstTracker(bursts)
-        self.ring = RingBuffer(
-            max(round(ring_seconds * self.front_end.sample_rate), 2 * self.front_end.window_samples)
-        )
+        self.ring = RingBuffer(max(round(ring_seconds * self.front_end.sample_rate), 2 * self.front_end.window_samples))
         self.stats = DetectorStats()
         self._pending: deque[Candidate] = deque()
         self._gated_to = 0

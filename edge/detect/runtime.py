@@ -90,18 +90,14 @@ def read_metadata(model_path: Path) -> ModelInfo:
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"model metadata {meta_file} lacks or garbles field {exc}") from None
     if GUNSHOT not in info.class_names:
-        raise ModelError(
-            f"model metadata {meta_file}: class_names {list(info.class_names)} has no {GUNSHOT!r}"
-        )
+        raise ModelError(f"model metadata {meta_file}: class_names {list(info.class_names)} has no {GUNSHOT!r}")
     return info
 
 
 class TfliteModel:
     """A verified classifier: ``predict(patches)`` gives the gunshot score of each log-mel patch."""
 
-    def __init__(
-        self, path: Path | str | None = None, front_end: FrontEndParams | None = None, threads: int = 1
-    ):
+    def __init__(self, path: Path | str | None = None, front_end: FrontEndParams | None = None, threads: int = 1):
         self.path = Path(path) if path else DEFAULT_MODEL
         if self.path.is_dir():
             raise ModelError(f"model {self.path} is a directory; give the .tflite file")
@@ -146,9 +142,7 @@ class TfliteModel:
         self._out_scale, self._out_zero = out["quantization"]
         self._gun = self.info.gunshot_index
         self._logit = self.info.raw.get("output") == "logit"
-        log.info(
-            "loaded model %s %s (%s) with %s", self.info.name, self.info.version, self.path, self.runtime
-        )
+        log.info("loaded model %s %s (%s) with %s", self.info.name, self.info.version, self.path, self.runtime)
 
     def predict(self, patches: FloatArray) -> FloatArray:
         scores = np.empty(len(patches), dtype=np.float32)
