@@ -89,6 +89,32 @@ class UnitConfig(Section):
         "Unit id used in MQTT topics and event ids (lowercase letters, digits and '-')",
         pattern=r"[a-z0-9-]{1,64}",
     )
+    signing_key: str = setting(
+        "/etc/polewatch/keys/signing.pem",
+        "Ed25519 private key (PEM) that signs events and media messages; made by `python -m tools.pki issue-unit`",
+    )
+    data_dir: str = setting("/data/polewatch", "Writable data partition: outbox, media (survives read-only root)")
+
+
+@dataclass(frozen=True)
+class PositionConfig(Section):
+    """Where the pole stands; a surveyed position beats a GPS fix for a unit that never moves."""
+
+    surveyed: bool = setting(False, "true: lat/lon/alt_m below are the surveyed position of this pole")
+    lat: float = setting(0.0, "Latitude (WGS84)", unit="degrees", minimum=-90, maximum=90)
+    lon: float = setting(0.0, "Longitude (WGS84)", unit="degrees", minimum=-180, maximum=180)
+    alt_m: float = setting(0.0, "Height above the WGS84 ellipsoid", unit="metres", minimum=-500, maximum=9000)
+    accuracy_m: float = setting(0.5, "Horizontal accuracy of the survey", unit="metres", minimum=0, maximum=10_000)
+
+
+@dataclass(frozen=True)
+class HomeAssistantConfig(Section):
+    """Optional Home Assistant MQTT discovery (an event entity per unit)."""
+
+    enabled: bool = setting(False, "Announce this unit to Home Assistant and re-announce when it restarts")
+    discovery_prefix: str = setting(
+        "homeassistant", "Home Assistant's discovery prefix", pattern=r"[A-Za-z0-9_/-]{1,64}"
+    )
 
 
 @dataclass(frozen=True)
@@ -243,6 +269,8 @@ class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    position: PositionConfig = field(default_factory=PositionConfig)
+    homeassistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.broker import Broker, free_port, plain_conf, tls_conf
+from edge.transport.local_broker import Broker, free_port, plain_conf
+from tests.broker import tls_conf
 from tests.certs import ThrowawayPki
 
 TEST_PREFIX = "polewatch/v1"

@@ -190,7 +190,8 @@ def test_an_unknown_key_far_from_any_name_has_no_suggestion() -> None:
 def test_an_unknown_section_lists_the_allowed_sections() -> None:
     problem = only_problem({"camera": {"device": "csi"}})
     assert problem == (
-        "[camera]: unknown section; allowed sections: audio, detect, health, logging, mqtt, outbox, unit"
+        "[camera]: unknown section; allowed sections: "
+        "audio, detect, health, homeassistant, logging, mqtt, outbox, position, unit"
     )
     assert "(did you mean audio?)" in only_problem({"audoi": {}})
 
@@ -392,7 +393,8 @@ def test_cli_check_prints_every_problem_on_its_own_line(tmp_path: Path, capsys: 
     assert err.splitlines() == [
         f"{path}: audio.chunk_ms = 5000: must be between 10 and 1000 (milliseconds)",
         f'{path}: audio.source = "alsa": must be one of "pyaudio", "file"',
-        f"{path}: [camera]: unknown section; allowed sections: audio, detect, health, logging, mqtt, outbox, unit",
+        f"{path}: [camera]: unknown section; allowed sections: "
+        "audio, detect, health, homeassistant, logging, mqtt, outbox, position, unit",
     ]
 
 

@@ -223,3 +223,12 @@ def test_puts_and_deletes_from_two_threads(tmp_path: Path) -> None:
     thread.join(timeout=30)
     assert sorted(deleted) == put
     assert len(box) == 0
+
+
+def test_sequence_counters_survive_reopening(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite", max_bytes=1 << 20)
+    assert [box.next_seq("event"), box.next_seq("event"), box.next_seq("media")] == [1, 2, 1]
+    box.close()
+    again = Outbox(tmp_path / "o.sqlite", max_bytes=1 << 20)
+    assert again.next_seq("event") == 3
+    again.close()

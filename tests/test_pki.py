@@ -19,12 +19,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.transport import signing
-from tests.broker import MOSQUITTO, Broker, Subscriber, free_port, tls_conf
+from edge.transport.local_broker import Broker, free_port
+from tests.broker import Subscriber, tls_conf
 from tests.certs import ClientFiles
 from tests.test_schemas import event
 from tools import pki
 
 PREFIX = "polewatch/v1"
+
+HAVE_MOSQUITTO = shutil.which("mosquitto") is not None or Path("/usr/sbin/mosquitto").exists()
 
 
 def mode(path: Path) -> int:
@@ -172,7 +175,9 @@ class UnitClient:
         self.client.loop_stop()
 
 
-@pytest.mark.skipif(not Path(MOSQUITTO).exists(), reason="mosquitto is not installed")
+@pytest.mark.skipif(
+    shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists(), reason="mosquitto is not installed"
+)
 def test_mutual_tls_broker_accepts_the_pki_and_enforces_the_acl(city: Path, tmp_path: Path) -> None:
     certs = city / "certs"
     certs.mkdir()

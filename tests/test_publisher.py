@@ -15,10 +15,11 @@ import pytest
 
 from edge.config import MqttConfig, parse_config
 from edge.errors import ConfigError
+from edge.transport.local_broker import Broker, free_port
 from edge.transport.outbox import Outbox
 from edge.transport.publisher import MqttPublisher
 from edge.transport.topics import Topics
-from tests.broker import Broker, Received, Subscriber, free_port, wait_until
+from tests.broker import Received, Subscriber, wait_until
 from tests.certs import ThrowawayPki
 from tests.conftest import TEST_PREFIX
 from tests.publisher_proc import event_payload, status_payload

@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INT NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_drain ON outbox (priority, id);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dead (
     id INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -216,6 +220,22 @@ class Outbox:
                 ", ".join(f"{count} {name}" for name, count in dropped.items()),
             )
         return row_id
+
+    def next_seq(self, name: str) -> int:
+        """The next value (from 1) of a durable per-unit counter, e.g. the ``seq`` of events for gap detection."""
+        with self._lock:
+            self._set_durable(True)
+            try:
+                row = self._conn.execute(
+                    "INSERT INTO counters (name, value) VALUES (?, 1) "
+                    "ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
+                    (name,),
+                ).fetchone()
+            except sqlite3.OperationalError as exc:
+                if "full" in str(exc):
+                    raise self._full_error("counter", exc) from exc
+                raise
+        return int(row[0])
 
     def _remove_superseded(self, kind: str, topic: str) -> None:
         for row_id, size in self._conn.execute(
