@@ -93,7 +93,6 @@ class UnitConfig(Section):
         "/etc/polewatch/keys/signing.pem",
         "Ed25519 private key (PEM) that signs events and media messages; made by `python -m tools.pki issue-unit`",
     )
-    data_dir: str = setting("/data/polewatch", "Writable data partition: outbox, media (survives read-only root)")
 
 
 @dataclass(frozen=True)

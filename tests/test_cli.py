@@ -12,6 +12,7 @@ import soundfile as sf
 
 from edge.cli import main
 from edge.detect.runtime import DEFAULT_MODEL
+from edge.transport.signing import generate_signing_key, save_private_key
 from tests.impulses import RATE, add_impulse, noise, to_int16
 
 needs_model = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="no shipped model in models/")
@@ -94,8 +95,12 @@ def test_broken_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 @needs_model
 def test_run_without_a_microphone_says_so(tmp_path: Path) -> None:
+    key = tmp_path / "signing.pem"
+    save_private_key(generate_signing_key(), key)
     config = tmp_path / "unit.toml"
-    config.write_text('[unit]\nid = "pole-7"\n')
+    config.write_text(
+        f'[unit]\nid = "pole-7"\nsigning_key = "{key}"\n[outbox]\npath = "{tmp_path / "outbox.sqlite"}"\n'
+    )
     env = {**os.environ, "HOME": str(tmp_path)}  # no ~/.asoundrc: ALSA has no capture device here
     proc = subprocess.run(
         [sys.executable, "-m", "edge", "run", "--config", str(config)],

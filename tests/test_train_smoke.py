@@ -1,0 +1,78 @@
+"""Smoke test of the training pipeline on a few seconds of synthetic audio: trains a few steps and exports a
+model that the runtime loads. Says nothing about quality (that is measured on real recordings)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("tqdm")
+
+from edge.detect.runtime import TfliteModel
+from edge.dsp.logmel import FrontEndParams, LogMel
+from tools import train
+
+RATE = 16_000
+HEADER = "path\tlabel\tgroup\tsource\tduration_s\toriginal_sr\tlicense\torigin\tnote\n"
+
+pytestmark = [pytest.mark.train, pytest.mark.slow]
+
+
+def _impulse(x: np.ndarray, onset: int, peak: float, decay_ms: float, rng: np.random.Generator) -> None:
+    n = min(len(x) - onset, round(0.2 * RATE))
+    body = rng.standard_normal(n) * np.exp(-np.arange(n) / (decay_ms * RATE / 1000.0))
+    x[onset : onset + n] += peak * body / np.abs(body).max()
+
+
+def _clip(kind: str, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(RATE) * 30.0
+    if kind == "gunshot":
+        _impulse(x, int(rng.integers(2000, 6000)), 20_000.0, 15.0, rng)
+    elif kind == "door":
+        t = np.arange(3000) / RATE
+        x[5000:8000] += 8_000.0 * np.sin(2 * np.pi * 120.0 * t) * np.exp(-t * 30.0)
+    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+
+
+def _write_data(root: Path) -> Path:
+    data = root / "audio"
+    data.mkdir()
+    rows = []
+    for label, source in (("gunshot", "us8k"), ("door", "dcase2016"), ("street", "synthetic")):
+        for k in range(4):
+            name = f"{label}_{k}.flac"
+            sf.write(str(data / name), _clip(label, seed=hash((label, k)) % 1000), RATE, subtype="PCM_16")
+            rows.append(f"{name}\t{label}\t{label}:{k}\t{source}\t1.000\t16000\tsynthetic test data\ttest\t\n")
+    (data / "manifest.tsv").write_text(HEADER + "".join(rows))
+    return data
+
+
+def test_missing_data_folder_gives_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert train.main(["--data", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err
+
+
+def test_quick_training_exports_a_loadable_model(tmp_path: Path) -> None:
+    data = _write_data(tmp_path)
+    out = tmp_path / "models"
+    code = train.main(
+        ["--data", str(data), "--out", str(out), "--quick", "--max-steps", "3", "--workers", "1", "--seed", "1"]
+    )
+    assert code == 0
+    meta = json.loads((out / "gunshot.json").read_text())
+    assert meta["output"] == "logit"
+    assert meta["front_end"] == FrontEndParams().to_dict()
+    assert meta["split"]["val_groups"], "the split must record its validation groups"
+
+    model = TfliteModel(out / "gunshot.tflite")
+    patches = LogMel().patches(np.stack([_clip("gunshot", 1)[:8000], _clip("door", 2)[:8000]]))
+    scores = model.predict(patches)
+    assert scores.shape == (2,)
+    assert np.all((scores >= 0.0) & (scores <= 1.0))
