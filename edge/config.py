@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from edge.errors import ConfigError
+from edge.transport.topics import RESERVED_UNIT_IDS
 
 DEFAULT_CONFIG_PATH = Path("/etc/polewatch/polewatch.toml")
 
@@ -93,6 +94,11 @@ class UnitConfig(Section):
         "/etc/polewatch/keys/signing.pem",
         "Ed25519 private key (PEM) that signs events and media messages; made by `python -m tools.pki issue-unit`",
     )
+
+    def check(self) -> list[tuple[str, str]]:
+        if self.id in RESERVED_UNIT_IDS:
+            return [("id", "is reserved for the broker's ACL; choose another unit id")]
+        return []
 
 
 @dataclass(frozen=True)

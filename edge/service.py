@@ -31,10 +31,10 @@ from edge.health_loop import HealthLoop
 from edge.timebase import ClockState, KernelClockState, OnsetTime, Timebase
 from edge.transport.commands import UnitActions, standard_dispatcher
 from edge.transport.events import EventEmitter
-from edge.transport.homeassistant import discovery_messages
+from edge.transport.homeassistant import birth_topic, discovery_messages, is_ha_birth
 from edge.transport.messages import Position, build_status
 from edge.transport.outbox import Outbox
-from edge.transport.publisher import MqttPublisher
+from edge.transport.publisher import MessageHandler, MqttPublisher
 from edge.transport.signing import load_private_key
 from edge.transport.topics import Topics
 
@@ -225,8 +225,16 @@ class Unit:
             self.outbox.put("reply", self.topics.reply(name), _json_bytes(reply))
             self.publisher.wake()
 
+        listen: dict[str, MessageHandler] = {}
+        if self.config.homeassistant.enabled:
+            listen[birth_topic(self.config.homeassistant.discovery_prefix)] = self._on_home_assistant_status
         self.publisher = MqttPublisher(
-            self.outbox, self.topics, self.config.mqtt, status_payload=self._status_payload, on_command=on_command
+            self.outbox,
+            self.topics,
+            self.config.mqtt,
+            status_payload=self._status_payload,
+            on_command=on_command,
+            listen=listen,
         )
         self.emitter = EventEmitter(
             outbox=self.outbox,
@@ -351,6 +359,13 @@ class Unit:
             "broker_connected": bool(delivery and delivery.connected),
             "threshold": self._detector().threshold,
         }
+
+    def _on_home_assistant_status(self, topic: str, payload: bytes) -> None:
+        if is_ha_birth(topic, payload, self.config.homeassistant.discovery_prefix):
+            log.info("Home Assistant (re)started: announcing this unit again")
+            self._announce_to_home_assistant()
+            assert self.publisher is not None
+            self.publisher.wake()
 
     def _announce_to_home_assistant(self) -> None:
         assert self.outbox is not None

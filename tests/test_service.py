@@ -155,3 +155,22 @@ def test_stop_is_idempotent_and_reverses_start(tmp_path: Path) -> None:
     unit = run_unit(replace(unit_config(tmp_path, None)), scene(((1.0,),)))
     unit.stop()
     unit.stop()
+
+
+def test_home_assistant_discovery_is_announced_and_renewed_on_its_birth(tmp_path: Path, broker: Broker) -> None:
+    config = unit_config(tmp_path, broker)
+    config = replace(config, homeassistant=replace(config.homeassistant, enabled=True))
+    sub = Subscriber(broker.port, ["homeassistant/#"])
+    discovery = f"homeassistant/event/{UNIT}/gunshot/config"
+    unit = run_unit(config, to_int16(noise(30.0, 10.0)), realtime=True)
+    worker = threading.Thread(target=unit.run)
+    worker.start()
+    try:
+        assert sub.wait_for(lambda ms: len([m for m in ms if m.topic == discovery]) == 1, 10.0)
+        assert sub.on(discovery)[0].json()["state_topic"] == f"{PREFIX}/{UNIT}/event"
+        sub.client.publish("homeassistant/status", b"online", qos=1)
+        assert sub.wait_for(lambda ms: len([m for m in ms if m.topic == discovery]) == 2, 10.0)
+    finally:
+        unit.stop()
+        worker.join(10.0)
+        sub.close()

@@ -43,14 +43,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edge.errors import SignatureError
 from edge.transport.signing import PUBLIC_MODE, SECRET_MODE, load_certificate, private_key_pem, write_file
-from edge.transport.topics import UNIT_ID
+from edge.transport.topics import RESERVED_UNIT_IDS, UNIT_ID
 
 CA_KEY: Final = "ca.key"
 CA_CERT: Final = "ca.crt"
 SERVER_KEY: Final = "server.key"
 SERVER_CERT: Final = "server.crt"
 """The names ``tools/broker/render.py`` expects beside ``ca.crt``."""
-RESERVED_UNIT_IDS: Final = frozenset({"central", "incident", "reclassification"})
 """User names and topic levels with another meaning: a unit with such a CN would get the rights of central, or
 (``{prefix}/incident/#`` matches ``{prefix}/incident``) could publish fake incidents."""
 CLOCK_SKEW: Final = timedelta(minutes=5)

@@ -37,6 +37,8 @@ StatusPayload = Callable[[str, list[str]], bytes]
 """Builds the status message body from a state ("online", "offline", "degraded") and its reasons."""
 CommandHandler = Callable[[str, bytes], None]
 """Receives a command's name (the last topic level) and payload; runs on paho's network thread, keep it short."""
+MessageHandler = Callable[[str, bytes], None]
+"""Receives a subscribed message's topic and payload."""
 ClientFactory = Callable[[str], mqtt.Client]
 """Makes the paho client for a client id (tests pass their own)."""
 
@@ -76,14 +78,18 @@ class MqttPublisher:
         *,
         status_payload: StatusPayload,
         on_command: CommandHandler | None = None,
+        listen: dict[str, MessageHandler] | None = None,
         client_factory: ClientFactory | None = None,
         retry_hold_s: float = 10.0,
     ) -> None:
+        """``listen``: further topics (exact names) to subscribe to, each with its handler (e.g. Home Assistant's
+        birth message); like ``on_command`` they run on paho's network thread."""
         self._outbox = outbox
         self._topics = topics
         self._settings = settings
         self._status_payload = status_payload
         self._on_command = on_command
+        self._listen = dict(listen or {})
         self._retry_hold_s = retry_hold_s
         self._client = (client_factory or default_client_factory)(settings.client_id or topics.unit)
         self._events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
@@ -230,7 +236,7 @@ class MqttPublisher:
         client.drop_out_messages()
         state, reasons = self._status
         client.publish(self._topics.status, self._status_payload(state, reasons), qos=1, retain=True)
-        client.subscribe(self._topics.commands, qos=1)
+        client.subscribe([(self._topics.commands, 1), *((topic, 1) for topic in self._listen)])
         receive_maximum = getattr(properties, "ReceiveMaximum", None)
         self._events.put(("connected", receive_maximum))
         self._signal.set()
@@ -273,6 +279,13 @@ class MqttPublisher:
             )
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        handler = self._listen.get(message.topic)
+        if handler is not None:
+            try:
+                handler(message.topic, bytes(message.payload))
+            except Exception:
+                log.exception("handling %s failed", message.topic)
+            return
         prefix = self._topics.base + "/cmd/"
         if not message.topic.startswith(prefix) or self._on_command is None:
             return

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from string import Template
 
-from edge.transport.topics import Topics
+from edge.transport.topics import check_prefix
 
 TEMPLATES = Path(__file__).resolve().parent
 
@@ -30,7 +30,7 @@ def render(
     persistence: Path | None = None,
 ) -> Path:
     """Write ``mosquitto.conf`` and ``acl`` into ``out`` and return the config's path."""
-    Topics("central", prefix)  # validates the prefix the same way the units do
+    check_prefix(prefix)
     if not 1 <= port <= 65535:
         raise ValueError(f"port {port} must be between 1 and 65535")
     out.mkdir(parents=True, exist_ok=True)
