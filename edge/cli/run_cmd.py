@@ -27,6 +27,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if args.log_level is None and not args.debug:
+        logging.getLogger().setLevel(config.logging.level.upper())
     unit = Unit(config, handlers=[_print_json])
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
