@@ -115,5 +115,5 @@ class OnsetGate:
         return Candidate(
             onset=int(max(onset, 0)),
             block_dbfs=float(10.0 * np.log10(energy[i] / (_FULL_SCALE_POWER * BLOCK))),
-            rise_db=float(10.0 * np.log10(energy[i] / background[i])),
+            rise_db=float(10.0 * np.log10(energy[i] / max(background[i], 1.0))),
         )
