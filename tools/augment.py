@@ -1,0 +1,136 @@
+"""Audio augmentation for training: events mixed into real ambience, the way a pole microphone hears them.
+
+All functions work on float32 signals in full-scale units (int16 / 32768) and take an explicit
+``numpy.random.Generator`` so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import signal
+
+from tools.dataset import Int16Array
+
+SR = 16_000
+Float = npt.NDArray[np.float32]
+
+
+def to_float(x: Int16Array) -> Float:
+    return x.astype(np.float32) / np.float32(32768.0)
+
+
+def to_int16(x: Float) -> Int16Array:
+    return np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def active_power(x: Float, block: int = 160) -> float:
+    """Mean power of the loudest 10 % of 10 ms blocks (the event itself, not its silence)."""
+    n = len(x) // block
+    if n == 0:
+        return float(np.mean(x**2) + 1e-12)
+    power = np.mean(x[: n * block].reshape(n, block) ** 2, axis=1)
+    top = np.sort(power)[-max(1, n // 10) :]
+    return float(np.mean(top) + 1e-12)
+
+
+def lowpass(x: Float, cutoff_hz: float) -> Float:
+    """Distance / obstruction: a 4th-order Butterworth low-pass."""
+    sos = signal.butter(4, cutoff_hz, btype="low", fs=SR, output="sos")
+    return signal.sosfilt(sos, x).astype(np.float32)
+
+
+def reverb(x: Float, rt60_s: float, wet: float, rng: np.random.Generator) -> Float:
+    """Convolution with an exponentially decaying noise impulse response (a crude room or street canyon)."""
+    n = max(1, int(rt60_s * SR))
+    t = np.arange(n, dtype=np.float32) / SR
+    ir = rng.standard_normal(n).astype(np.float32) * np.exp(-6.91 * t / rt60_s).astype(np.float32)
+    ir /= np.sqrt(np.sum(ir**2)) + 1e-9
+    tail = signal.fftconvolve(x, ir)[: len(x)].astype(np.float32)
+    return (1.0 - wet) * x + wet * tail
+
+
+def soft_clip(x: Float, drive_db: float) -> Float:
+    """A cheap microphone / preamp driven into saturation."""
+    gain = np.float32(10.0 ** (drive_db / 20.0))
+    return (np.tanh(x * gain) / np.tanh(gain)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    snr_db: tuple[float, float] = (-5.0, 30.0)
+    peak_dbfs: tuple[float, float] = (-35.0, -1.0)
+    p_lowpass: float = 0.5
+    lowpass_hz: tuple[float, float] = (2_000.0, 7_500.0)
+    p_reverb: float = 0.4
+    rt60_s: tuple[float, float] = (0.1, 1.0)
+    p_clip: float = 0.15
+    clip_drive_db: tuple[float, float] = (3.0, 20.0)
+    p_start_with_event: float = 0.2
+    p_studio: float = 0.1
+    pad_s: tuple[float, float] = (0.2, 1.0)
+
+
+def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(rng.uniform(bounds[0], bounds[1]))
+
+
+def transform_event(event: Float, rng: np.random.Generator, p: AugmentParams) -> Float:
+    """Channel effects on the event alone: distance filtering, reverb, level."""
+    x = event.copy()
+    if rng.random() < p.p_lowpass:
+        x = lowpass(x, _uniform(rng, p.lowpass_hz))
+    if rng.random() < p.p_reverb:
+        x = reverb(x, _uniform(rng, p.rt60_s), float(rng.uniform(0.2, 0.7)), rng)
+    return x
+
+
+def ambience_piece(pool: list[Float], n: int, rng: np.random.Generator) -> Float:
+    """``n`` samples of real ambience (a random piece of a random recording, looped if short)."""
+    source = pool[int(rng.integers(len(pool)))]
+    if len(source) < n:
+        source = np.tile(source, n // max(len(source), 1) + 1)
+    start = int(rng.integers(0, len(source) - n + 1))
+    return source[start : start + n].copy()
+
+
+def mix_event(
+    event: Float,
+    event_onset: int,
+    pool: list[Float],
+    rng: np.random.Generator,
+    p: AugmentParams,
+) -> tuple[Int16Array, int]:
+    """Place the (transformed) event in ambience; returns the int16 clip and the sample offset of the event.
+
+    ``event_onset`` is where the event's main onset lies inside ``event``; with probability
+    ``p_start_with_event`` the lead-in is cropped so the clip starts right at (or just before) that onset.
+    """
+    x = transform_event(event, rng, p)
+    if rng.random() < p.p_start_with_event:
+        crop = max(0, event_onset - int(rng.integers(0, 400)))
+        x = x[crop:]
+        offset = -crop
+        lead = 0
+    else:
+        lead = int(_uniform(rng, p.pad_s) * SR)
+        offset = lead
+    n = lead + len(x) + int(_uniform(rng, p.pad_s) * SR)
+    clip = np.zeros(n, dtype=np.float32)
+    clip[lead : lead + len(x)] = x
+    event_power = active_power(x)
+    if rng.random() < p.p_studio or not pool:
+        noise = rng.standard_normal(n).astype(np.float32)
+        noise_power = event_power * 10.0 ** (-_uniform(rng, (40.0, 70.0)) / 10.0)
+    else:
+        noise = ambience_piece(pool, n, rng)
+        noise_power = event_power * 10.0 ** (-_uniform(rng, p.snr_db) / 10.0)
+    noise *= np.float32(np.sqrt(noise_power / (np.mean(noise**2) + 1e-12)))
+    clip += noise
+    if rng.random() < p.p_clip:
+        clip = soft_clip(clip / (np.max(np.abs(clip)) + 1e-9), _uniform(rng, p.clip_drive_db))
+    peak = np.float32(10.0 ** (_uniform(rng, p.peak_dbfs) / 20.0))
+    clip *= peak / (np.max(np.abs(clip)) + 1e-9)
+    return to_int16(clip), offset

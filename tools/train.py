@@ -1,0 +1,669 @@
+"""Train the polewatch gunshot classifier and export it as a full-int8 TFLite model with its metadata JSON.
+
+    python -m tools.train --data ../shared/data/audio --out models/ [--seed 0] [--epochs N] [--max-steps N] [--quick]
+
+Training patches are made exactly as the unit makes them: the onset gate runs over every (augmented) recording and
+each candidate's window goes through the numpy log-mel front end. Validation is by ``group`` and scores whole files
+by ``gun_max`` (the highest model score over all of a file's gate candidates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import multiprocessing
+import os
+import random
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from tqdm import tqdm
+
+from edge.dsp.logmel import FloatArray, FrontEndParams, LogMel
+from edge.dsp.onset import GateParams
+from tools import metrics
+from tools.augment import AugmentParams, Float, mix_event, to_float
+from tools.dataset import (
+    AMBIENCE,
+    DataError,
+    Item,
+    counts,
+    file_sha256,
+    gate_candidates,
+    licence_summary,
+    load_audio,
+    loud_candidates,
+    manifest_path,
+    patches_at,
+    read_manifest,
+    split_groups,
+)
+
+log = logging.getLogger("tools.train")
+
+MODEL_NAME = "polewatch-gunshot"
+MODEL_VERSION = "0.1.0"
+SPLIT_METHOD = (
+    "group split stratified by (label, urban/forest): 20 % of each stratum's groups (at least one when it has two "
+    "or more), sorted then shuffled with python random.Random(seed); see tools.dataset.split_groups"
+)
+TARGET_HARD_FPR = 0.02
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How many examples to make; ``--quick`` shrinks everything for smoke tests."""
+
+    epochs: int = 15
+    batch: int = 128
+    learning_rate: float = 2e-3
+    widths: tuple[int, ...] = (16, 32, 48, 64)
+    gun_aug: int = 60
+    """Augmented copies of each urban training gunshot file."""
+    hard_aug: int = 6
+    """Augmented copies of each hard-negative training file (glass, fireworks, door, ...)."""
+    other_aug: int = 1
+    """Augmented copies of other urban event files (horn, siren, dog, voice, ...)."""
+    max_neg_per_file: int = 150
+    """Cap on negative windows taken from one (long) recording."""
+    gun_within_db: float = 10.0
+    """A gunshot file's candidates within this of its loudest candidate are shots."""
+    forest_within_db: float = 6.0
+    match_tolerance_s: float = 0.03
+    """An augmented clip's candidate is a shot if it lies this close to a known shot onset."""
+    shares: dict[str, float] = field(
+        default_factory=lambda: {"gun_urban": 0.40, "gun_forest": 0.08, "hard": 0.37, "other": 0.15}
+    )
+    label_smoothing: float = 0.05
+    spec_mask: bool = True
+    """SpecAugment-style masks: one band of up to 8 mel bins, one stretch of up to 6 frames after the onset."""
+
+
+QUICK = Recipe(epochs=1, gun_aug=2, hard_aug=1, other_aug=0, max_neg_per_file=20, spec_mask=False)
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m tools.train", description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, required=True, help="folder with manifest.tsv and the FLAC files")
+    ap.add_argument("--out", type=Path, required=True, help="output folder for gunshot.tflite and gunshot.json")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=None, help=f"training epochs (default {Recipe.epochs})")
+    ap.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
+    ap.add_argument("--quick", action="store_true", help="tiny run for smoke tests (few examples, one epoch)")
+    ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="feature extraction processes")
+    ap.add_argument("--name", default="gunshot", help="file stem of the exported model (default gunshot)")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    return ap.parse_args(argv)
+
+
+# --------------------------------------------------------------------------- examples
+
+
+@dataclass
+class Examples:
+    x: list[FloatArray] = field(default_factory=list)
+    y: list[npt.NDArray[np.float32]] = field(default_factory=list)
+    category: list[str] = field(default_factory=list)
+    label: list[str] = field(default_factory=list)
+
+    def add(self, patches: FloatArray, positive: bool, category: str, label: str) -> None:
+        if len(patches) == 0:
+            return
+        self.x.append(patches)
+        self.y.append(np.full(len(patches), 1.0 if positive else 0.0, dtype=np.float32))
+        self.category.extend([category] * len(patches))
+        self.label.extend([label] * len(patches))
+
+    def extend(self, other: Examples) -> None:
+        self.x += other.x
+        self.y += other.y
+        self.category += other.category
+        self.label += other.label
+
+    def arrays(self, fe: FrontEndParams) -> tuple[FloatArray, npt.NDArray[np.float32]]:
+        if not self.x:
+            return np.zeros((0, fe.n_frames, fe.n_mels), np.float32), np.zeros(0, np.float32)
+        return np.concatenate(self.x), np.concatenate(self.y)
+
+
+@dataclass(frozen=True)
+class Context:
+    data_dir: Path
+    recipe: Recipe
+    gate: GateParams
+    aug: AugmentParams
+    pool: list[Float]
+
+
+_CTX: Context | None = None
+"""Set before the worker pool forks, so workers share the ambience pool without pickling it."""
+
+
+def _category(item: Item) -> str:
+    if item.is_gunshot:
+        return "gun_urban" if item.urban else "gun_forest"
+    return "hard" if item.is_hard_negative else "other"
+
+
+def _cap(onsets: list[int], cap: int, rng: np.random.Generator) -> list[int]:
+    if len(onsets) <= cap:
+        return onsets
+    return sorted(int(o) for o in rng.choice(onsets, size=cap, replace=False))
+
+
+def _gunshot_examples(item: Item, audio: npt.NDArray[np.int16], ctx: Context, rng: np.random.Generator) -> Examples:
+    r, ex, logmel = ctx.recipe, Examples(), LogMel()
+    within = r.gun_within_db if item.urban else r.forest_within_db
+    shots = loud_candidates(gate_candidates(audio, ctx.gate), within)
+    ex.add(patches_at(audio, [c.onset for c in shots], logmel), True, _category(item), item.label)
+    if not item.urban or not shots:
+        return ex
+    main = max(shots, key=lambda c: c.block_dbfs).onset
+    known = np.array([c.onset for c in shots])
+    tolerance = r.match_tolerance_s * logmel.params.sample_rate
+    event = to_float(audio)
+    for _ in range(r.gun_aug):
+        clip, offset = mix_event(event, main, ctx.pool, rng, ctx.aug)
+        found = [
+            c.onset for c in gate_candidates(clip, ctx.gate) if np.min(np.abs(known + offset - c.onset)) <= tolerance
+        ]
+        ex.add(patches_at(clip, found, logmel), True, "gun_urban", item.label)
+    return ex
+
+
+def _negative_examples(item: Item, audio: npt.NDArray[np.int16], ctx: Context, rng: np.random.Generator) -> Examples:
+    r, ex, logmel = ctx.recipe, Examples(), LogMel()
+    category = _category(item)
+    onsets = _cap([c.onset for c in gate_candidates(audio, ctx.gate)], r.max_neg_per_file, rng)
+    ex.add(patches_at(audio, onsets, logmel), False, category, item.label)
+    if not item.urban or item.label in AMBIENCE or item.label == "other":
+        return ex
+    n_aug = r.hard_aug if item.is_hard_negative else r.other_aug
+    event = to_float(audio)
+    for _ in range(n_aug):
+        clip, _offset = mix_event(event, 0, ctx.pool, rng, ctx.aug)
+        onsets = _cap([c.onset for c in gate_candidates(clip, ctx.gate)], r.max_neg_per_file // 3, rng)
+        ex.add(patches_at(clip, onsets, logmel), False, category, item.label)
+    return ex
+
+
+def _file_examples(task: tuple[Item, int]) -> Examples:
+    item, seed = task
+    ctx = _CTX
+    assert ctx is not None, "worker context not initialised"
+    rng = np.random.default_rng(seed)
+    audio = load_audio(ctx.data_dir / item.path)
+    if item.is_gunshot:
+        return _gunshot_examples(item, audio, ctx, rng)
+    return _negative_examples(item, audio, ctx, rng)
+
+
+def _parallel_map(fn: Callable[[Any], Any], tasks: list[Any], workers: int, desc: str) -> Iterator[Any]:
+    if workers <= 1 or len(tasks) < 8:
+        yield from tqdm(map(fn, tasks), total=len(tasks), desc=desc, unit="file")
+        return
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        yield from tqdm(pool.imap(fn, tasks, chunksize=4), total=len(tasks), desc=desc, unit="file")
+
+
+def load_ambience(items: list[Item], data_dir: Path) -> list[Float]:
+    """Urban ambience recordings from training groups (the backgrounds events are mixed into)."""
+    chosen = [i for i in items if i.label in AMBIENCE and i.urban]
+    if not chosen:
+        chosen = [i for i in items if i.label in AMBIENCE]
+    return [to_float(load_audio(data_dir / i.path)) for i in tqdm(chosen, desc="ambience", unit="file")]
+
+
+def training_examples(train: list[Item], ctx: Context, seed: int, workers: int) -> Examples:
+    global _CTX
+    _CTX = ctx
+    tasks = [(item, seed * 1_000_003 + k) for k, item in enumerate(train)]
+    out = Examples()
+    for ex in _parallel_map(_file_examples, tasks, workers, "train features"):
+        out.extend(ex)
+    return out
+
+
+def _file_patches(task: tuple[Item, Path, GateParams]) -> FloatArray:
+    item, data_dir, gate = task
+    audio = load_audio(data_dir / item.path)
+    return patches_at(audio, [c.onset for c in gate_candidates(audio, gate)], LogMel())
+
+
+def validation_patches(val: list[Item], data_dir: Path, gate: GateParams, workers: int) -> list[FloatArray]:
+    """All candidate patches of each validation file, in file order (no augmentation, no cap)."""
+    tasks = [(item, data_dir, gate) for item in val]
+    return list(_parallel_map(_file_patches, tasks, workers, "val features"))
+
+
+def sample_weights(categories: list[str], labels: list[str], shares: dict[str, float]) -> npt.NDArray[np.float32]:
+    """Each category gets its share of the total weight, split equally between the labels inside it."""
+    by_cat_label: dict[tuple[str, str], int] = defaultdict(int)
+    for c, lab in zip(categories, labels, strict=True):
+        by_cat_label[(c, lab)] += 1
+    labels_in_cat: dict[str, int] = defaultdict(int)
+    for c, _lab in by_cat_label:
+        labels_in_cat[c] += 1
+    present = {c: s for c, s in shares.items() if labels_in_cat.get(c)}
+    total_share = sum(present.values())
+    w = np.array(
+        [
+            present[c] / total_share / labels_in_cat[c] / by_cat_label[(c, lab)]
+            for c, lab in zip(categories, labels, strict=True)
+        ],
+        dtype=np.float64,
+    )
+    return (w / w.mean()).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- model
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    try:
+        tf.config.experimental.enable_op_determinism()
+    except (AttributeError, RuntimeError) as exc:
+        log.debug("op determinism unavailable: %s", exc)
+
+
+def build_model(fe: FrontEndParams, widths: Sequence[int]) -> Any:
+    """Small CNN: conv-BN-ReLU blocks with max pooling, global average pooling, one logit."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((fe.n_frames, fe.n_mels, 1), name="logmel")
+    x = inputs
+    for k, width in enumerate(widths):
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"conv{k}")(x)
+        x = layers.BatchNormalization(name=f"bn{k}")(x)
+        x = layers.ReLU(name=f"relu{k}")(x)
+        if k < len(widths) - 1:
+            x = layers.MaxPooling2D(2, name=f"pool{k}")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(0.2, name="drop")(x)
+    outputs = layers.Dense(1, name="gunshot_logit")(x)
+    return keras.Model(inputs, outputs, name="polewatch_gunshot")
+
+
+class _TqdmSteps:
+    """Keras callback factory: one tqdm bar over all optimiser steps."""
+
+    @staticmethod
+    def make(total: int) -> Any:
+        import keras
+
+        class Callback(keras.callbacks.Callback):  # type: ignore[misc]
+            def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+                self.bar = tqdm(total=total, desc="train", unit="step")
+
+            def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+                self.bar.update(1)
+                if logs and batch % 20 == 0:
+                    self.bar.set_postfix(loss=f"{float(logs.get('loss', math.nan)):.4f}")
+
+            def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+                self.bar.close()
+
+        return Callback()
+
+
+def _spec_mask(x: Any, y: Any, w: Any) -> tuple[Any, Any, Any]:
+    """Per example: one frequency band and one post-onset time stretch set to the floor (-1)."""
+    import tensorflow as tf
+
+    n, frames, mels = tf.shape(x)[0], x.shape[1], x.shape[2]
+    f_width = tf.random.uniform([n, 1, 1, 1], 0, 9, dtype=tf.int32)
+    f_start = tf.random.uniform([n, 1, 1, 1], 0, mels - 8, dtype=tf.int32)
+    t_width = tf.random.uniform([n, 1, 1, 1], 0, 7, dtype=tf.int32)
+    t_start = tf.random.uniform([n, 1, 1, 1], 14, frames - 6, dtype=tf.int32)
+    f_idx = tf.reshape(tf.range(mels), [1, 1, mels, 1])
+    t_idx = tf.reshape(tf.range(frames), [1, frames, 1, 1])
+    masked = ((f_idx >= f_start) & (f_idx < f_start + f_width)) | ((t_idx >= t_start) & (t_idx < t_start + t_width))
+    return tf.where(masked, tf.constant(-1.0, x.dtype), x), y, w
+
+
+def fit(
+    model: Any,
+    x: FloatArray,
+    y: npt.NDArray[np.float32],
+    w: npt.NDArray[np.float32],
+    recipe: Recipe,
+    epochs: int,
+    max_steps: int | None,
+    seed: int,
+) -> int:
+    """Adam with cosine decay and weight EMA, weighted binary cross-entropy on the logit; returns the steps run."""
+    import keras
+    import tensorflow as tf
+
+    steps_per_epoch = max(1, math.ceil(len(x) / recipe.batch))
+    total = steps_per_epoch * epochs
+    if max_steps is not None and max_steps < total:
+        total = max_steps
+        epochs = max(1, math.ceil(total / steps_per_epoch))
+        steps_per_epoch = math.ceil(total / epochs)
+        total = steps_per_epoch * epochs
+    ds = (
+        tf.data.Dataset.from_tensor_slices((x[..., None], y, w))
+        .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(recipe.batch)
+    )
+    if recipe.spec_mask:
+        ds = ds.map(_spec_mask, num_parallel_calls=1, deterministic=True)
+    ds = ds.prefetch(2)
+    schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, decay_steps=total, alpha=0.02)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=0.995),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing),
+    )
+    model.fit(
+        ds, epochs=epochs, steps_per_epoch=steps_per_epoch, shuffle=False, verbose=0, callbacks=[_TqdmSteps.make(total)]
+    )
+    return total
+
+
+def export_tflite(model: Any, representative: FloatArray, path: Path) -> bytes:
+    """Full-int8 post-training quantisation; float32 input and output (the quantise ops are in the graph)."""
+    import keras
+    import tensorflow as tf
+
+    shape = (1, *model.input_shape[1:])
+
+    def rep_data() -> Iterator[list[FloatArray]]:
+        for patch in representative:
+            yield [patch[None, :, :, None].astype(np.float32)]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(
+            "serve",
+            lambda x: model(x, training=False),
+            input_signature=[tf.TensorSpec(shape, tf.float32, name="logmel")],
+        )
+        archive.write_out(tmp, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serve"])
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = rep_data
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.float32
+        converter.inference_output_type = tf.float32
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+        blob: bytes = converter.convert()
+    path.write_bytes(blob)
+    return blob
+
+
+class TfliteLogits:
+    """Raw logits from a ``.tflite`` file with ai-edge-litert (no metadata checks: used before the JSON exists)."""
+
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interp = Interpreter(model_path=str(path), num_threads=threads)
+        self._interp.allocate_tensors()
+        self._in = self._interp.get_input_details()[0]["index"]
+        self._out = self._interp.get_output_details()[0]["index"]
+
+    def __call__(self, patches: FloatArray) -> npt.NDArray[np.float32]:
+        out = np.empty(len(patches), dtype=np.float32)
+        for i, patch in enumerate(patches):
+            self._interp.set_tensor(self._in, patch[None, :, :, None].astype(np.float32))
+            self._interp.invoke()
+            out[i] = self._interp.get_tensor(self._out).reshape(-1)[0]
+        return out
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def sigmoid(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    return 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+
+
+def file_scores(per_file: list[FloatArray], score: Callable[[FloatArray], npt.NDArray[np.float32]]) -> list[float]:
+    """``gun_max`` per file (probability); 0 for a file where the gate found nothing."""
+    flat = [p for p in per_file if len(p)]
+    logits = score(np.concatenate(flat)) if flat else np.zeros(0, np.float32)
+    probs = sigmoid(logits)
+    out, pos = [], 0
+    for patches in per_file:
+        n = len(patches)
+        out.append(float(probs[pos : pos + n].max()) if n else 0.0)
+        pos += n
+    return out
+
+
+def evaluate(items: list[Item], scores: list[float]) -> dict[str, Any]:
+    """File-level metrics on the validation groups; the threshold gives <= 2 % FP on urban hard negatives."""
+    s = np.asarray(scores)
+    urban = np.array([i.urban for i in items])
+    gun = np.array([i.is_gunshot for i in items])
+    hard = np.array([i.is_hard_negative for i in items])
+    gun_u, neg_u, hard_u = s[urban & gun], s[urban & ~gun], s[urban & hard]
+    gun_f, neg_f = s[~urban & gun], s[~urban & ~gun]
+    raw_threshold = metrics.threshold_at_fpr(hard_u, TARGET_HARD_FPR)
+    threshold = min(0.999, math.ceil(raw_threshold * 1000.0) / 1000.0)
+    per_label: dict[str, dict[str, float]] = {}
+    for label in sorted({i.label for i in items}):
+        for region, mask in (("urban", urban), ("forest", ~urban)):
+            sel = s[mask & np.array([i.label == label for i in items])]
+            if len(sel):
+                key = label if region == "urban" else f"{label}@forest"
+                rate_name = "recall" if label == "gunshot" else "fp_rate"
+                per_label[key] = {"files": len(sel), rate_name: round(metrics.rate_at(sel, threshold), 4)}
+    return {
+        "auc_gunshot_vs_all_urban": _r(metrics.auc(gun_u, neg_u)),
+        "auc_gunshot_vs_hard_negatives_urban": _r(metrics.auc(gun_u, hard_u)),
+        "auc_forest_gunshot_vs_forest_negatives": _r(metrics.auc(gun_f, neg_f)),
+        "auc_forest_gunshot_vs_all_negatives": _r(metrics.auc(gun_f, s[~gun])),
+        "recall_at_hard_fpr": {
+            f"{int(f * 100)}%": _r(metrics.recall_at_fpr(gun_u, hard_u, f)) for f in (0.01, 0.02, 0.05)
+        },
+        "threshold": threshold,
+        "at_threshold": {
+            "recall_urban": _r(metrics.rate_at(gun_u, threshold)),
+            "fp_rate_hard_negatives_urban": _r(metrics.rate_at(hard_u, threshold)),
+            "fp_rate_all_negatives_urban": _r(metrics.rate_at(neg_u, threshold)),
+            "recall_forest": _r(metrics.rate_at(gun_f, threshold)),
+            "per_label": per_label,
+        },
+        "files": {
+            "urban_gunshot": len(gun_u),
+            "urban_negative": len(neg_u),
+            "urban_hard_negative": len(hard_u),
+            "forest_gunshot": len(gun_f),
+            "forest_negative": len(neg_f),
+        },
+    }
+
+
+def _r(x: float) -> float | None:
+    return None if math.isnan(x) else round(x, 4)
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def metadata(
+    *,
+    blob_sha: str,
+    items: list[Item],
+    train: list[Item],
+    val: list[Item],
+    val_groups: list[str],
+    manifest_sha: str,
+    gate: GateParams,
+    recipe: Recipe,
+    seed: int,
+    steps: int,
+    n_params: int,
+    n_patches: dict[str, int],
+    result: dict[str, Any],
+    train_seconds: float,
+) -> dict[str, Any]:
+    fe = FrontEndParams()
+    val_gun_groups = sorted({i.group for i in val if i.is_gunshot and i.urban})
+    return {
+        "name": MODEL_NAME,
+        "version": MODEL_VERSION,
+        "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "output": "logit",
+        "class_names": ["gunshot"],
+        "input_shape": [1, fe.n_frames, fe.n_mels, 1],
+        "sample_rate": fe.sample_rate,
+        "front_end": fe.to_dict(),
+        "gate": asdict(gate),
+        "threshold": result["threshold"],
+        "tflite_sha256": blob_sha,
+        "quantization": "full int8 (PTQ, representative real patches), float32 input and output",
+        "architecture": {"type": "cnn", "widths": list(recipe.widths), "params": n_params},
+        "training_data": {
+            "manifest_sha256": manifest_sha,
+            "files": counts(items),
+            "train_files": counts(train),
+            "val_files": counts(val),
+            "train_patches": n_patches,
+            "licences": licence_summary(items),
+            "licence_note": (
+                "Several sources are CC BY-NC 3.0 (UrbanSound8K, ESC-50) or research-use only / unverified "
+                "(DCASE2016, Belize forest, glass sets, AudioSet-derived fireworks): the weights inherit "
+                "these non-commercial / research-only restrictions."
+            ),
+        },
+        "split": {
+            "seed": seed,
+            "method": SPLIT_METHOD,
+            "val_fraction": 0.2,
+            "val_groups": val_groups,
+            "val_urban_gunshot_groups": len(val_gun_groups),
+            "val_urban_gunshot_files": sum(1 for i in val if i.is_gunshot and i.urban),
+        },
+        "metrics": result,
+        "training": {
+            "epochs": recipe.epochs,
+            "steps": steps,
+            "batch": recipe.batch,
+            "learning_rate": recipe.learning_rate,
+            "augmentation": asdict(AugmentParams()),
+            "recipe": {k: v for k, v in asdict(recipe).items() if k not in {"widths"}},
+        },
+        "seed": seed,
+        "train_seconds": round(train_seconds, 1),
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _representative(x: FloatArray, y: npt.NDArray[np.float32], n: int, seed: int) -> FloatArray:
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y > 0.5), np.flatnonzero(y <= 0.5)
+    take = [rng.choice(idx, size=min(len(idx), n // 2), replace=False) for idx in (pos, neg) if len(idx)]
+    return x[np.concatenate(take)] if take else x[:n]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.monotonic()
+    items = read_manifest(args.data)
+    recipe = QUICK if args.quick else Recipe()
+    if args.epochs is not None:
+        recipe = Recipe(**{**asdict(recipe), "epochs": args.epochs})
+    fe, gate = FrontEndParams(), GateParams()
+    val_groups = split_groups(items, args.seed)
+    val_set = set(val_groups)
+    train = [i for i in items if i.group not in val_set]
+    val = [i for i in items if i.group in val_set]
+    log.info("%d files: %d train, %d validation (%d groups)", len(items), len(train), len(val), len(val_groups))
+
+    ctx = Context(args.data, recipe, gate, AugmentParams(), load_ambience(train, args.data))
+    examples = training_examples(train, ctx, args.seed, args.workers)
+    x, y = examples.arrays(fe)
+    if len(x) == 0 or y.min() == y.max():
+        raise DataError("training data yields no gunshot or no negative windows; check the manifest labels")
+    w = sample_weights(examples.category, examples.label, recipe.shares)
+    n_patches = {c: int(sum(1 for k in examples.category if k == c)) for c in sorted(set(examples.category))}
+    log.info("training patches: %s (positives %d)", n_patches, int(y.sum()))
+    val_patches = validation_patches(val, args.data, gate, args.workers)
+
+    seed_everything(args.seed)
+    model = build_model(fe, recipe.widths)
+    steps = fit(model, x, y, w, recipe, recipe.epochs, args.max_steps, args.seed)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    model_path = args.out / f"{args.name}.tflite"
+    blob = export_tflite(model, _representative(x, y, 400, args.seed), model_path)
+    result = evaluate(val, file_scores(val_patches, TfliteLogits(model_path)))
+    meta = metadata(
+        blob_sha=hashlib.sha256(blob).hexdigest(),
+        items=items,
+        train=train,
+        val=val,
+        val_groups=val_groups,
+        manifest_sha=file_sha256(manifest_path(args.data)),
+        gate=gate,
+        recipe=recipe,
+        seed=args.seed,
+        steps=steps,
+        n_params=int(model.count_params()),
+        n_patches=n_patches,
+        result=result,
+        train_seconds=time.monotonic() - started,
+    )
+    model_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def _summary(meta: dict[str, Any], model_path: Path) -> str:
+    m = meta["metrics"]
+    lines = [
+        f"model {model_path} ({model_path.stat().st_size / 1024:.1f} KB, {meta['architecture']['params']} params), "
+        f"{meta['train_seconds']:.0f} s",
+        f"validation: {meta['split']['val_urban_gunshot_files']} urban gunshot files in "
+        f"{meta['split']['val_urban_gunshot_groups']} groups",
+        f"AUC urban gunshot vs all {m['auc_gunshot_vs_all_urban']}, vs hard negatives "
+        f"{m['auc_gunshot_vs_hard_negatives_urban']}, forest {m['auc_forest_gunshot_vs_forest_negatives']}",
+        f"recall at hard-negative FPR {m['recall_at_hard_fpr']}",
+        f"threshold {m['threshold']}: {m['at_threshold']['recall_urban']} recall, "
+        f"{m['at_threshold']['fp_rate_hard_negatives_urban']} FP on hard negatives",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        meta = run(args)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(_summary(meta, args.out / f"{args.name}.tflite"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
