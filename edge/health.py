@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from edge.audio.source import SAMPLE_RATE, Int16Array, SourceStats
-from edge.timebase import ClockReading, iso_utc
+from edge.clock import ClockReading, iso_utc
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge import __version__
 from edge.audio.source import AudioSource, Int16Array, SourceStats
+from edge.clock import ClockState, KernelClockState, OnsetTime
 from edge.config import Config
 from edge.detect.bursts import BurstParams, Detection
 from edge.detect.detector import Scorer, StreamingDetector
@@ -28,7 +29,7 @@ from edge.dsp.onset import GateParams
 from edge.errors import PolewatchError
 from edge.health import HealthSnapshot, MicLevel, OutboxState, collect_health, degraded_reasons
 from edge.health_loop import HealthLoop
-from edge.timebase import ClockState, KernelClockState, OnsetTime, Timebase
+from edge.timebase import Timebase
 from edge.transport.commands import UnitActions, standard_dispatcher
 from edge.transport.events import EventEmitter
 from edge.transport.homeassistant import birth_topic, discovery_messages, is_ha_birth

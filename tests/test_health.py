@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edge.audio.source import SourceStats
+from edge.clock import ClockReading
 from edge.health import (
     REASONS,
     SILENCE_DBFS,
@@ -24,7 +25,6 @@ from edge.health import (
     disk_usage,
     status_reasons,
 )
-from edge.timebase import ClockReading
 
 SR = 16_000
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from edge.audio.file_source import ArraySource
+from edge.clock import ClockReading, FakeClockState
 from edge.config import Config, parse_config
 from edge.detect.fake import RecordingScorer
 from edge.service import SigningKeyMissingError, Unit
-from edge.timebase import ClockReading, FakeClockState
 from edge.transport.local_broker import Broker
 from edge.transport.outbox import Outbox
 from edge.transport.schema import validate

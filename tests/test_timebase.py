@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from edge.timebase import (
+from edge.clock import (
     STA_PPSSIGNAL,
     STA_PPSTIME,
     STA_UNSYNC,
@@ -18,15 +18,13 @@ from edge.timebase import (
     FakeClockState,
     KernelClock,
     KernelClockState,
-    LatencyCalibration,
     OnsetTime,
     ReferenceHint,
-    Timebase,
-    TimebaseNotReadyError,
     iso_utc,
     parse_chronyc_tracking,
     read_adjtimex,
 )
+from edge.timebase import LatencyCalibration, Timebase, TimebaseNotReadyError
 
 REALTIME_OFFSET_NS = 1_700_000_000 * 10**9  # CLOCK_REALTIME - CLOCK_MONOTONIC of the simulated machine
 T0_NS = 5 * 10**12  # monotonic time of sample 0

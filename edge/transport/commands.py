@@ -27,8 +27,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from edge.clock import iso_utc
 from edge.errors import PolewatchError
-from edge.timebase import iso_utc
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge import __version__
+from edge.clock import OnsetTime
 from edge.detect.bursts import Detection, Impulse
 from edge.detect.runtime import ModelInfo
-from edge.timebase import OnsetTime
 from edge.transport.messages import Position, build_event
 from edge.transport.outbox import Outbox
 from edge.transport.signing import sign

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, get_args
 
+from edge.clock import OnsetTime, iso_utc
 from edge.detect.bursts import Detection, Phase
 from edge.detect.runtime import ModelInfo
-from edge.timebase import OnsetTime, iso_utc
 from edge.transport.schema import SCHEMA_VERSION
 from edge.transport.topics import UNIT_ID
 

@@ -19,8 +19,8 @@ from typing import Any, Final
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
+from edge.clock import iso_utc
 from edge.errors import MessageError
-from edge.timebase import iso_utc
 
 MAJOR: Final = 1
 """Major version of the contract this code speaks; the topic prefix ``polewatch/v1`` goes with it."""
