@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -99,9 +100,7 @@ class LogMel:
         """Framed, windowed float32 samples in [-1, 1), shape ``(n_frames, n_fft)``."""
         p = self.params
         x = samples.astype(np.float32) * np.float32(1.0 / 32768.0)
-        n_frames = 1 + (len(x) - p.n_fft) // p.hop
-        idx = np.arange(p.n_fft)[None, :] + p.hop * np.arange(n_frames)[:, None]
-        return x[idx] * self._window
+        return sliding_window_view(x, p.n_fft)[:: p.hop] * self._window
 
     def power_db(self, samples: npt.NDArray[np.int16]) -> FloatArray:
         """Un-normalised log-mel energies in dB, shape ``(n_frames, n_mels)``."""
