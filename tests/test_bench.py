@@ -8,9 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools import bench
+from edge.audio.source import SAMPLE_RATE as SR
+from tools.bench import main
+from tools.bench.proc import REPO
+from tools.bench.report import PI_FACTORS, format_report
+from tools.bench.streams import build_streams
 
-MODEL = bench.REPO / "models" / "gunshot.tflite"
+MODEL = REPO / "models" / "gunshot.tflite"
 
 
 def _model_arg() -> str:
@@ -18,18 +22,18 @@ def _model_arg() -> str:
 
 
 def test_synthetic_streams_are_deterministic() -> None:
-    a = bench.build_streams(Path("/nonexistent"), 3.0, synthetic=True)
-    b = bench.build_streams(Path("/nonexistent"), 3.0, synthetic=True)
+    a = build_streams(Path("/nonexistent"), 3.0, synthetic=True)
+    b = build_streams(Path("/nonexistent"), 3.0, synthetic=True)
     assert [s.name for s in a] == ["street", "impulse-dense"]
     for x, y in zip(a, b, strict=True):
         assert x.samples.dtype == np.int16
-        assert len(x.samples) == 3 * bench.SR
+        assert len(x.samples) == 3 * SR
         assert np.array_equal(x.samples, y.samples)
 
 
 def test_bench_report_structure(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--synthetic", "--minutes", "0.1", "--no-peers", "--model", _model_arg(), "--json"]
-    assert bench.main(argv) == 0
+    assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report["streams"]) == {"street", "impulse-dense"}
     assert report["peers"] == {}
@@ -41,11 +45,11 @@ def test_bench_report_structure(capsys: pytest.CaptureFixture[str]) -> None:
         assert isinstance(unit["detections"], int)
         assert set(unit["breakdown_ms_per_s"]) == {"gate", "logmel", "model", "rest"}
         assert name in report["targets"]
-        assert set(bench.PI_FACTORS) <= set(report["pi_estimate"][name])
-    text = bench.format_report(report)
+        assert set(PI_FACTORS) <= set(report["pi_estimate"][name])
+    text = format_report(report)
     assert "polewatch" in text and "Pi estimate" in text
 
 
 def test_missing_model_is_an_error_not_a_crash(tmp_path: Path) -> None:
     argv = ["--synthetic", "--minutes", "0.05", "--no-peers", "--model", str(tmp_path / "none.tflite")]
-    assert bench.main(argv) == 2
+    assert main(argv) == 2
