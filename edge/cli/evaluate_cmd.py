@@ -1,0 +1,49 @@
+"""``polewatch evaluate --manifest FILE``: the accuracy anyone can reproduce, through the real pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from edge.detect.runtime import TfliteModel
+from edge.evaluate.manifest import read_manifest
+from edge.evaluate.report import build_report, format_report
+from edge.evaluate.runner import Progress, evaluate_files
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("evaluate", help="metrics of the detector on a labelled manifest (path, label, ...)")
+    p.add_argument("--manifest", type=Path, required=True, help="TSV with columns path, label (group, source, rounds)")
+    p.add_argument(
+        "--data-root", type=Path, default=None, help="folder the paths are relative to (default: the manifest's)"
+    )
+    p.add_argument("--model", type=Path, default=None, help="a .tflite with its .json (default: shipped model)")
+    p.add_argument("--threshold", type=float, default=None, help="gunshot score threshold (default: model's)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--scores-out", type=Path, default=None, help='write {"file", "gun_max"} JSON lines here')
+    p.add_argument("--plots", type=Path, default=None, metavar="DIR", help="write ROC, PR and per-label PNGs here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = read_manifest(args.manifest)
+    root = args.data_root or args.manifest.parent
+    model = TfliteModel(args.model)
+    threshold = model.info.threshold if args.threshold is None else args.threshold
+    progress = Progress(len(rows))
+    results = list(evaluate_files(rows, root, model, threshold, on_result=progress.step))
+    if args.scores_out:
+        with args.scores_out.open("w") as fh:
+            for r in results:
+                if r.ok:
+                    fh.write(json.dumps({"file": r.row.path, "gun_max": round(r.gun_max, 6)}) + "\n")
+    report = build_report(results, threshold)
+    report["model"] = {"name": model.info.name, "version": model.info.version, "sha256": model.info.sha256}
+    if args.plots:
+        from edge.evaluate.plots import write_plots
+
+        report["plots"] = [str(p) for p in write_plots(results, report, args.plots)]
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    return 0

@@ -1,0 +1,1 @@
+"""Reproducible accuracy: run the real streaming pipeline over a labelled manifest and report the metrics."""
