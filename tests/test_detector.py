@@ -3,6 +3,7 @@ import pytest
 
 from edge.detect.bursts import BurstParams, Detection
 from edge.detect.detector import StreamingDetector
+from edge.detect.runtime import DEFAULT_MODEL, TfliteModel
 from edge.dsp.logmel import FloatArray, FrontEndParams, LogMel
 from tests.impulses import RATE, add_impulse, feed, noise, to_int16
 
@@ -96,3 +97,15 @@ def test_huge_chunk_longer_than_ring() -> None:
     x = stream()
     det = StreamingDetector(ContentScorer(), threshold=0.0, ring_seconds=5.0, bursts=BurstParams())
     assert list(det.run([x])) == detect(x, 1600)
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="no shipped model in models/")
+@pytest.mark.parametrize("chunk", [160, 1000, 16_000])
+def test_real_model_results_identical_whatever_the_chunk_size(chunk: int) -> None:
+    x = stream()
+    model = TfliteModel()
+    reference = StreamingDetector(model, threshold=0.0, keep_scores=True)
+    expected = list(reference.run(feed(1600, x)))
+    other = StreamingDetector(model, threshold=0.0, keep_scores=True)
+    assert list(other.run(feed(chunk, x))) == expected
+    assert other.take_scored() == reference.take_scored()
