@@ -83,8 +83,10 @@ def test_every_detection_reaches_the_subscriber_signed_and_valid(tmp_path: Path,
     assert first["time_source"] == "gps-pps"
     assert first["position"]["source"] == "surveyed"
     assert [i["offset_ms"] for i in final["impulses"]] == pytest.approx([0.0, 300.0, 600.0], abs=0.2)
-    statuses = [m.json()["state"] for m in sub.on(f"{PREFIX}/{UNIT}/status")]
-    assert statuses[0] == "online" and statuses[-1] == "offline"
+    statuses = [m.json() for m in sub.on(f"{PREFIX}/{UNIT}/status")]
+    for status in statuses:
+        validate("status", status)
+    assert statuses[0]["state"] == "online" and statuses[-1]["state"] == "offline"
 
 
 def test_commands_answer_and_a_test_event_goes_the_normal_way(tmp_path: Path, broker: Broker) -> None:
