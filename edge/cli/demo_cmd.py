@@ -23,7 +23,7 @@ from edge.service import RunSummary, Unit
 from edge.transport.signing import generate_signing_key, public_key_id, verify
 
 MATCH_S = 0.05
-"""A detection within this many seconds of a scene gunshot's first round counts as finding it."""
+"""A detection starting within this many seconds of a scene burst's rounds counts as finding that burst."""
 DEMO_UNIT = "demo-unit"
 
 
@@ -160,10 +160,11 @@ def _print_detection(det: Detection) -> None:
 
 def _summary_line(summary: RunSummary, events: list[Any], scene_samples: int) -> str:
     guns = [e for e in events if e.kind == "gunshot"]
+    slack = MATCH_S * 16_000
     found, false_alarms = 0, 0
     for det in summary.detections:
         at = det.onset % scene_samples
-        if any(abs(at - g.onset_sample) <= MATCH_S * 16_000 for g in guns):
+        if any(g.impulses[0] - slack <= at <= g.impulses[-1] + slack for g in guns):
             found += 1
         else:
             false_alarms += 1
