@@ -1,16 +1,20 @@
 """Train the polewatch gunshot classifier and export it as a full-int8 TFLite model with its metadata JSON.
 
-    python -m tools.train --data ../shared/data/audio --out models/ [--seed 0] [--epochs N] [--max-steps N] [--quick]
+    python -m tools.train --data ../shared/data/audio --out models/ [--seed 0] [--split-seed S] [--ensemble N]
+        [--epochs N] [--max-steps N] [--quick]
 
 Training patches are made exactly as the unit makes them: the onset gate runs over every (augmented) recording and
 each candidate's window goes through the numpy log-mel front end. Validation is by ``group`` and scores whole files
-by ``gun_max`` (the highest model score over all of a file's gate candidates).
+by ``gun_max`` (the highest model score over all of a file's gate candidates). With ``--ensemble N`` N CNNs are
+trained on the same patches with seeds ``seed``, ``seed + 1``, ... and exported as ONE model whose logit is the mean
+of the members' logits.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -101,7 +105,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m tools.train", description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="folder with manifest.tsv and the FLAC files")
     ap.add_argument("--out", type=Path, required=True, help="output folder for gunshot.tflite and gunshot.json")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="training seed (augmentation, init, shuffling)")
+    ap.add_argument("--split-seed", type=int, default=None, help="seed of the group split (default: --seed)")
+    ap.add_argument("--ensemble", type=int, default=1, help="CNNs averaged (logits) into one exported model")
     ap.add_argument("--epochs", type=int, default=None, help=f"training epochs (default {Recipe.epochs})")
     ap.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
     ap.add_argument("--quick", action="store_true", help="tiny run for smoke tests (few examples, one epoch)")
@@ -287,7 +293,7 @@ def seed_everything(seed: int) -> None:
         log.debug("op determinism unavailable: %s", exc)
 
 
-def build_model(fe: FrontEndParams, widths: Sequence[int]) -> Any:
+def build_model(fe: FrontEndParams, widths: Sequence[int], prefix: str = "") -> Any:
     """Small CNN: conv-BN-ReLU blocks with max pooling, global average pooling, one logit."""
     import keras
     from keras import layers
@@ -295,15 +301,35 @@ def build_model(fe: FrontEndParams, widths: Sequence[int]) -> Any:
     inputs = keras.Input((fe.n_frames, fe.n_mels, 1), name="logmel")
     x = inputs
     for k, width in enumerate(widths):
-        x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"conv{k}")(x)
-        x = layers.BatchNormalization(name=f"bn{k}")(x)
-        x = layers.ReLU(name=f"relu{k}")(x)
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{prefix}conv{k}")(x)
+        x = layers.BatchNormalization(name=f"{prefix}bn{k}")(x)
+        x = layers.ReLU(name=f"{prefix}relu{k}")(x)
         if k < len(widths) - 1:
-            x = layers.MaxPooling2D(2, name=f"pool{k}")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    x = layers.Dropout(0.2, name="drop")(x)
-    outputs = layers.Dense(1, name="gunshot_logit")(x)
-    return keras.Model(inputs, outputs, name="polewatch_gunshot")
+            x = layers.MaxPooling2D(2, name=f"{prefix}pool{k}")(x)
+    x = layers.GlobalAveragePooling2D(name=f"{prefix}gap")(x)
+    x = layers.Dropout(0.2, name=f"{prefix}drop")(x)
+    outputs = layers.Dense(1, name=f"{prefix}gunshot_logit")(x)
+    return keras.Model(inputs, outputs, name=f"{prefix}polewatch_gunshot")
+
+
+def build_ensemble(fe: FrontEndParams, members: Sequence[Any]) -> Any:
+    """One model that runs the trained members side by side on the same input and averages their logits."""
+    import keras
+    from keras import layers
+
+    if len(members) == 1:
+        return members[0]
+    inputs = keras.Input((fe.n_frames, fe.n_mels, 1), name="logmel")
+    outputs = layers.Average(name="gunshot_logit")([m(inputs, training=False) for m in members])
+    return keras.Model(inputs, outputs, name="polewatch_gunshot_ensemble")
+
+
+def keras_logits(model: Any, patches: FloatArray) -> npt.NDArray[np.float32]:
+    """Float logits of a Keras model (used to report each ensemble member before quantisation)."""
+    if len(patches) == 0:
+        return np.zeros(0, np.float32)
+    out = model.predict(patches[..., None], batch_size=512, verbose=0)
+    return np.asarray(out, dtype=np.float32).reshape(-1)
 
 
 class _TqdmSteps:
@@ -500,6 +526,14 @@ def evaluate(items: list[Item], scores: list[float]) -> dict[str, Any]:
     }
 
 
+_HEADLINE = (
+    "auc_gunshot_vs_all_urban",
+    "auc_gunshot_vs_hard_negatives_urban",
+    "auc_forest_gunshot_vs_forest_negatives",
+    "recall_at_hard_fpr",
+)
+
+
 def _r(x: float) -> float | None:
     return None if math.isnan(x) else round(x, 4)
 
@@ -518,6 +552,9 @@ def metadata(
     gate: GateParams,
     recipe: Recipe,
     seed: int,
+    split_seed: int,
+    ensemble: int,
+    member_metrics: list[dict[str, Any]],
     steps: int,
     n_params: int,
     n_patches: dict[str, int],
@@ -539,7 +576,13 @@ def metadata(
         "threshold": result["threshold"],
         "tflite_sha256": blob_sha,
         "quantization": "full int8 (PTQ, representative real patches), float32 input and output",
-        "architecture": {"type": "cnn", "widths": list(recipe.widths), "params": n_params},
+        "architecture": {
+            "type": "cnn" if ensemble == 1 else "cnn-ensemble",
+            "widths": list(recipe.widths),
+            "params": n_params,
+            "members": ensemble,
+            "combine": "single network" if ensemble == 1 else "mean of the members' logits (Keras Average layer)",
+        },
         "training_data": {
             "manifest_sha256": manifest_sha,
             "files": counts(items),
@@ -554,7 +597,7 @@ def metadata(
             ),
         },
         "split": {
-            "seed": seed,
+            "seed": split_seed,
             "method": SPLIT_METHOD,
             "val_fraction": 0.2,
             "val_groups": val_groups,
@@ -569,6 +612,10 @@ def metadata(
             "learning_rate": recipe.learning_rate,
             "augmentation": asdict(AugmentParams()),
             "recipe": {k: v for k, v in asdict(recipe).items() if k not in {"widths"}},
+            "ensemble_members": ensemble,
+            "member_seeds": [seed + k for k in range(ensemble)],
+            "steps_per_member": steps,
+            "member_metrics_float": member_metrics,
         },
         "seed": seed,
         "train_seconds": round(train_seconds, 1),
@@ -592,7 +639,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.epochs is not None:
         recipe = Recipe(**{**asdict(recipe), "epochs": args.epochs})
     fe, gate = FrontEndParams(), GateParams()
-    val_groups = split_groups(items, args.seed)
+    split_seed = args.seed if args.split_seed is None else args.split_seed
+    val_groups = split_groups(items, split_seed)
     val_set = set(val_groups)
     train = [i for i in items if i.group not in val_set]
     val = [i for i in items if i.group in val_set]
@@ -608,9 +656,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     log.info("training patches: %s (positives %d)", n_patches, int(y.sum()))
     val_patches = validation_patches(val, args.data, gate, args.workers)
 
-    seed_everything(args.seed)
-    model = build_model(fe, recipe.widths)
-    steps = fit(model, x, y, w, recipe, recipe.epochs, args.max_steps, args.seed)
+    members, member_metrics, steps = [], [], 0
+    for k in range(max(1, args.ensemble)):
+        member_seed = args.seed + k
+        seed_everything(member_seed)
+        member = build_model(fe, recipe.widths, prefix=f"m{k}_" if args.ensemble > 1 else "")
+        steps = fit(member, x, y, w, recipe, recipe.epochs, args.max_steps, member_seed)
+        members.append(member)
+        if args.ensemble > 1:
+            res = evaluate(val, file_scores(val_patches, functools.partial(keras_logits, member)))
+            member_metrics.append({"seed": member_seed, **{k2: res[k2] for k2 in _HEADLINE}})
+            log.info("member %d (seed %d, float): %s", k, member_seed, member_metrics[-1])
+    model = build_ensemble(fe, members)
 
     args.out.mkdir(parents=True, exist_ok=True)
     model_path = args.out / f"{args.name}.tflite"
@@ -626,6 +683,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         gate=gate,
         recipe=recipe,
         seed=args.seed,
+        split_seed=split_seed,
+        ensemble=max(1, args.ensemble),
+        member_metrics=member_metrics,
         steps=steps,
         n_params=int(model.count_params()),
         n_patches=n_patches,
