@@ -14,8 +14,8 @@ import pytest
 from edge.audio.file_source import FileSource
 from edge.detect.detector import StreamingDetector
 from edge.detect.runtime import DEFAULT_MODEL, TfliteModel, metadata_path
+from edge.evaluate.metrics import auc
 from tools.dataset import Item, read_manifest
-from tools.metrics import auc
 
 DATA = Path(os.environ.get("POLEWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "audio"))
 

@@ -22,15 +22,14 @@ import soundfile as sf
 
 from edge.dsp.logmel import FloatArray, FrontEndParams, LogMel
 from edge.dsp.onset import Candidate, GateParams, OnsetGate
+from edge.evaluate.labels import FOREST, GUNSHOT, HARD_NEGATIVES
 
 log = logging.getLogger(__name__)
 
 Int16Array = npt.NDArray[np.int16]
 
-GUNSHOT = "gunshot"
-FOREST = "forest"
-HARD_NEGATIVES = ("fireworks", "door", "knock", "impact", "clap", "hammer", "thunder", "construction", "glass")
 AMBIENCE = ("street", "traffic", "rain", "wind", "background", "indoor_other", "forest_other")
+"""Recordings events are mixed into for training (not the evaluation's false-alarm labels: edge.evaluate.labels)."""
 MANIFEST = "manifest.tsv"
 REQUIRED_COLUMNS = ("path", "label", "group", "source", "duration_s", "license")
 

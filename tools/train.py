@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from edge.dsp.logmel import FloatArray, FrontEndParams, LogMel
 from edge.dsp.onset import GateParams
-from tools import metrics
+from edge.evaluate import metrics
 from tools.augment import AugmentParams, Float, mix_event, to_float
 from tools.dataset import (
     AMBIENCE,
