@@ -104,7 +104,9 @@ class LogMel:
 
     def power_db(self, samples: npt.NDArray[np.int16]) -> FloatArray:
         """Un-normalised log-mel energies in dB, shape ``(n_frames, n_mels)``."""
-        spectrum = np.fft.rfft(self.frames(samples), axis=1)
+        # in float64: numpy 1 (e.g. beside tflite-runtime) always transforms in float64 while numpy 2 would take a
+        # float32 path for float32 input; one precision keeps features identical across numpy versions
+        spectrum = np.fft.rfft(self.frames(samples).astype(np.float64), axis=1)
         power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
         mel = power @ self.mel_matrix
         return (10.0 * np.log10(mel + np.float32(1e-12))).astype(np.float32)
