@@ -138,7 +138,7 @@ def test_demo_detects_gunshots_with_no_false_alarm_and_shows_the_subscriber(
 
 
 @needs_model
-@pytest.mark.xfail(strict=True, reason="known shortfall: the demo's semi-auto burst scores under the threshold")
+@pytest.mark.xfail(strict=True, reason="known shortfall: most synthetic rounds score under the threshold")
 def test_demo_detects_every_burst(capsys: pytest.CaptureFixture[str]) -> None:
     _, found, total = demo_summary(capsys)
     assert found == total

@@ -1,13 +1,16 @@
 """Train the polewatch gunshot classifier and export it as a full-int8 TFLite model with its metadata JSON.
 
     python -m tools.train --data ../shared/data/audio --out models/ [--seed 0] [--split-seed S] [--ensemble N]
-        [--epochs N] [--max-steps N] [--quick]
+        [--epochs N] [--max-steps N] [--quick] [--mine-hard-negatives FRAC [--mine-weight W]]
 
 Training patches are made exactly as the unit makes them: the onset gate runs over every (augmented) recording and
 each candidate's window goes through the numpy log-mel front end. Validation is by ``group`` and scores whole files
 by ``gun_max`` (the highest model score over all of a file's gate candidates). With ``--ensemble N`` N CNNs are
 trained on the same patches with seeds ``seed``, ``seed + 1``, ... and exported as ONE model whose logit is the mean
-of the members' logits.
+of the members' logits. With ``--mine-hard-negatives FRAC`` (hard-negative mining) a first CNN is trained with the
+plain recipe (seed ``seed``), scores every training negative patch, and the final model(s) are retrained from
+scratch with the top FRAC of negative patches by that score weighted ``--mine-weight`` times more (the negatives'
+total weight is unchanged, so the gunshot/negative balance stays that of the recipe).
 """
 
 from __future__ import annotations
@@ -112,6 +115,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
     ap.add_argument("--quick", action="store_true", help="tiny run for smoke tests (few examples, one epoch)")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="feature extraction processes")
+    ap.add_argument(
+        "--mine-hard-negatives",
+        type=float,
+        default=0.0,
+        metavar="FRAC",
+        help="hard-negative mining: train once, then retrain with the top FRAC (e.g. 0.25) of training negative "
+        "patches by first-pass score up-weighted (default 0: off)",
+    )
+    ap.add_argument("--mine-weight", type=float, default=3.0, help="weight factor of mined negatives (default 3)")
     ap.add_argument("--name", default="gunshot", help="file stem of the exported model (default gunshot)")
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
@@ -275,6 +287,21 @@ def sample_weights(categories: list[str], labels: list[str], shares: dict[str, f
         dtype=np.float64,
     )
     return (w / w.mean()).astype(np.float32)
+
+
+def mine_hard_negatives(
+    scores: npt.NDArray[np.float32], y: npt.NDArray[np.float32], w: npt.NDArray[np.float32], frac: float, factor: float
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+    """Weights with the top ``frac`` of negatives by ``scores`` multiplied by ``factor`` (ties by index), the
+    negatives then rescaled to their old total weight; also returns the mask of mined patches."""
+    neg = np.flatnonzero(y <= 0.5)
+    mined = np.zeros(len(y), dtype=bool)
+    mined[neg[np.argsort(-scores[neg], kind="stable")[: round(frac * len(neg))]]] = True
+    out = w.astype(np.float64)
+    old = out[neg].sum()
+    out[mined] *= factor
+    out[neg] *= old / out[neg].sum()
+    return out.astype(np.float32), mined
 
 
 # --------------------------------------------------------------------------- model
@@ -555,6 +582,7 @@ def metadata(
     split_seed: int,
     ensemble: int,
     member_metrics: list[dict[str, Any]],
+    mining: dict[str, Any] | None,
     steps: int,
     n_params: int,
     n_patches: dict[str, int],
@@ -616,6 +644,7 @@ def metadata(
             "member_seeds": [seed + k for k in range(ensemble)],
             "steps_per_member": steps,
             "member_metrics_float": member_metrics,
+            "hard_negative_mining": mining,
         },
         "seed": seed,
         "train_seconds": round(train_seconds, 1),
@@ -656,6 +685,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     log.info("training patches: %s (positives %d)", n_patches, int(y.sum()))
     val_patches = validation_patches(val, args.data, gate, args.workers)
 
+    mining: dict[str, Any] | None = None
+    if args.mine_hard_negatives > 0:
+        seed_everything(args.seed)
+        first = build_model(fe, recipe.widths)
+        fit(first, x, y, w, recipe, recipe.epochs, args.max_steps, args.seed)
+        first_res = evaluate(val, file_scores(val_patches, functools.partial(keras_logits, first)))
+        scores = keras_logits(first, x)
+        w, mined = mine_hard_negatives(scores, y, w, args.mine_hard_negatives, args.mine_weight)
+        per_label: dict[str, int] = defaultdict(int)
+        for lab in np.asarray(examples.label)[mined]:
+            per_label[str(lab)] += 1
+        mining = {
+            "fraction": args.mine_hard_negatives,
+            "weight": args.mine_weight,
+            "first_pass_seed": args.seed,
+            "mined_patches": int(mined.sum()),
+            "min_mined_probability": round(float(sigmoid(scores[mined]).min()), 4) if mined.any() else None,
+            "mined_per_label": dict(sorted(per_label.items(), key=lambda kv: -kv[1])),
+            "first_pass_metrics_float": {k: first_res[k] for k in _HEADLINE},
+        }
+        log.info("hard-negative mining: %s", mining)
+        del first
+
     members, member_metrics, steps = [], [], 0
     for k in range(max(1, args.ensemble)):
         member_seed = args.seed + k
@@ -686,6 +738,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         split_seed=split_seed,
         ensemble=max(1, args.ensemble),
         member_metrics=member_metrics,
+        mining=mining,
         steps=steps,
         n_params=int(model.count_params()),
         n_patches=n_patches,
