@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.audio.file_source import FileSource
-from edge.detect.detector import StreamingDetector
 from edge.detect.runtime import DEFAULT_MODEL, TfliteModel, metadata_path
+from edge.detect.scan import scan_file
 from edge.evaluate.metrics import auc
 from tools.dataset import Item, read_manifest
 
@@ -26,21 +25,13 @@ pytestmark = [
 ]
 
 
-def gun_max(model: TfliteModel, path: Path) -> float:
-    detector = StreamingDetector(model, model.info.threshold)
-    with FileSource(path, chunk_samples=1600) as source:
-        for _ in detector.run(source.chunks()):
-            pass
-    return detector.stats.max_score
-
-
 @pytest.fixture(scope="module")
 def validation() -> tuple[dict[str, object], list[Item], np.ndarray]:
     meta = json.loads(metadata_path(DEFAULT_MODEL).read_text())
     val_groups = set(meta["split"]["val_groups"])
     items = [i for i in read_manifest(DATA) if i.group in val_groups]
     model = TfliteModel()
-    scores = np.array([gun_max(model, DATA / i.path) for i in items])
+    scores = np.array([scan_file(DATA / i.path, model, model.info.threshold).max_score for i in items])
     return meta, items, scores
 
 

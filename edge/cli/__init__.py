@@ -30,13 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in SUBCOMMANDS:
-        try:
-            module = import_module(f"edge.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"edge.cli.{name}":
-                raise
-            continue
-        module.register(sub)
+        import_module(f"edge.cli.{name}").register(sub)
     return parser
 
 

@@ -8,13 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edge.audio.file_source import FileSource
 from edge.cli import EXIT_FAILURE
-from edge.detect.bursts import BurstParams
-from edge.detect.detector import StreamingDetector
 from edge.detect.report import describe, detection_dict
 from edge.detect.runtime import TfliteModel
-from edge.dsp.onset import GateParams
+from edge.detect.scan import scan_file
 from edge.errors import AudioError
 
 
@@ -42,21 +39,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def detect_file(path: Path, model: TfliteModel, threshold: float, burst_gap: float, *, as_json: bool) -> int:
-    source = FileSource(path, chunk_samples=16_000, realtime=False)
-    detector = StreamingDetector(model, threshold, gate=GateParams(), bursts=BurstParams(gap_s=burst_gap))
-    count = 0
-
-    def emit(record: dict[str, Any], human: str) -> None:
-        print(json.dumps(record) if as_json else human, flush=True)
-
-    try:
-        for det in detector.run(source.chunks()):
-            if det.phase == "final":
-                count += 1
-                emit({"file": str(path), **detection_dict(det)}, f"{path}: {describe(det)}")
-    finally:
-        source.close()
-    gun_max = round(detector.stats.max_score, 4)
+    scan = scan_file(path, model, threshold, burst_gap)
+    for det in scan.detections:
+        record = {"file": str(path), **detection_dict(det)}
+        print(json.dumps(record) if as_json else f"{path}: {describe(det)}", flush=True)
+    gun_max = round(scan.max_score, 4)
+    count = len(scan.detections)
     summary = {"file": str(path), "gun_max": gun_max, "detections": count}
-    emit(summary, f"{path}: {count} detection(s), highest gunshot score {gun_max:.3f}")
+    human = f"{path}: {count} detection(s), highest gunshot score {gun_max:.3f}"
+    print(json.dumps(summary) if as_json else human, flush=True)
     return count

@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.audio.file_source import FileSource
-from edge.detect.bursts import BurstParams, Detection
-from edge.detect.detector import Scorer, StreamingDetector
+from edge.detect.bursts import Detection
+from edge.detect.detector import Scorer
+from edge.detect.scan import scan_file
 from edge.errors import AudioError
 from edge.evaluate.manifest import ManifestRow
 
@@ -36,14 +36,11 @@ class FileResult:
 
 def run_file(row: ManifestRow, root: Path, scorer: Scorer, threshold: float, burst_gap_s: float) -> FileResult:
     path = Path(row.path) if Path(row.path).is_absolute() else root / row.path
-    detector = StreamingDetector(scorer, threshold, bursts=BurstParams(gap_s=burst_gap_s))
     try:
-        with FileSource(path, chunk_samples=16_000) as source:
-            finals = tuple(d for d in detector.run(source.chunks()) if d.phase == "final")
+        scan = scan_file(path, scorer, threshold, burst_gap_s)
     except AudioError as exc:
         return FileResult(row, 0.0, error=str(exc))
-    seconds = detector.stats.samples / detector.front_end.sample_rate
-    return FileResult(row, detector.stats.max_score, finals, seconds)
+    return FileResult(row, scan.max_score, scan.detections, scan.seconds)
 
 
 @dataclass
