@@ -66,6 +66,12 @@ def test_evaluate_runs_the_pipeline_over_a_manifest(tmp_path: Path, capsys: pyte
     lines = [json.loads(line) for line in scores.read_text().splitlines()]
     assert [line["file"] for line in lines] == [f"{k}{i}.wav" for i in range(3) for k in ("shot", "street")]
     assert all(0.0 <= line["gun_max"] <= 1.0 for line in lines)
+    for line in lines:  # every classified gate candidate, its onset in seconds; gun_max is the highest
+        assert line["seconds"] == pytest.approx(2.0 if line["file"].startswith("shot") else 3.0)
+        assert line["gun_max"] == pytest.approx(max((s for _, s in line["impulses"]), default=0.0), abs=1e-6)
+        assert all(0.0 <= onset < line["seconds"] for onset, _ in line["impulses"])
+    shots = [line for line in lines if line["file"].startswith("shot")]
+    assert all(any(abs(onset - 0.5) < 0.01 for onset, _ in line["impulses"]) for line in shots)
 
 
 @pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="no shipped model in models/")

@@ -76,3 +76,23 @@ def test_quick_training_exports_a_loadable_model(tmp_path: Path) -> None:
     scores = model.predict(patches)
     assert scores.shape == (2,)
     assert np.all((scores >= 0.0) & (scores <= 1.0))
+
+
+def test_kfold_scores_every_file_out_of_fold_and_trains_the_final_model(tmp_path: Path) -> None:
+    from tools import kfold
+
+    data = _write_data(tmp_path)
+    out, final = tmp_path / "cv", tmp_path / "final"
+    quick = ["--quick", "--max-steps", "2", "--workers", "1", "--arch", "sepcnn"]
+    code = kfold.main(["--data", str(data), "--out", str(out), "--folds", "2", "--final", str(final), *quick])
+    assert code == 0
+    cv = json.loads((out / "cv.json").read_text())
+    held_out = [g for fold in cv["fold_groups"] for g in fold]
+    assert sorted(held_out) == sorted({f"{label}:{k}" for label in ("gunshot", "door", "street") for k in range(4)})
+    scored = [json.loads(line)["file"] for line in (out / "oof_scores.jsonl").read_text().splitlines()]
+    assert len(scored) == 12 and len(set(scored)) == 12
+    meta = json.loads((final / "gunshot.json").read_text())
+    assert meta["threshold"] == cv["metrics"]["threshold"] == meta["metrics"]["threshold"]
+    assert meta["split"]["val_groups"] == [] and meta["validation"]["folds"] == 2
+    assert meta["architecture"]["type"] == "sepcnn"
+    TfliteModel(final / "gunshot.tflite")  # loads: sha256 and front end match the rewritten metadata

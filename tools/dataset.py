@@ -117,6 +117,37 @@ def split_groups(items: Iterable[Item], seed: int, val_fraction: float = 0.2) ->
     return sorted(val)
 
 
+def fold_groups(items: Iterable[Item], folds: int, seed: int) -> list[list[str]]:
+    """``folds`` disjoint lists of groups covering every group, stratified by (label, urban/forest).
+
+    Strata are dealt out smallest first (so the few urban gunshot groups spread evenly), each stratum's groups
+    shuffled with ``random.Random(seed)`` and dealt round-robin, starting at the fold that has the fewest of that
+    stratum's files so far. A group already dealt through another stratum keeps its fold.
+    """
+    if folds < 2:
+        raise ValueError(f"folds = {folds}: need at least 2")
+    items = list(items)
+    strata: dict[tuple[str, bool], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for item in items:
+        strata[(item.label, item.urban)][item.group] += 1
+    rng = random.Random(seed)
+    fold_of: dict[str, int] = {}
+    for key in sorted(strata, key=lambda k: (len(strata[k]), k)):
+        sizes = strata[key]
+        load = [0] * folds
+        for group, n in sizes.items():
+            if group in fold_of:
+                load[fold_of[group]] += n
+        groups = sorted(g for g in sizes if g not in fold_of)
+        rng.shuffle(groups)
+        groups.sort(key=lambda g: -sizes[g])  # big groups first, random order among equals
+        for group in groups:
+            k = min(range(folds), key=lambda f: (load[f], f))
+            fold_of[group] = k
+            load[k] += sizes[group]
+    return [sorted(g for g, k in fold_of.items() if k == f) for f in range(folds)]
+
+
 def load_audio(path: Path) -> Int16Array:
     samples, _ = sf.read(str(path), dtype="int16", always_2d=True)
     return np.ascontiguousarray(samples[:, 0])

@@ -69,6 +69,10 @@ SPLIT_METHOD = (
 TARGET_HARD_FPR = 0.02
 
 
+ARCHITECTURES = {"cnn": (16, 32, 48, 64), "sepcnn": (16, 32, 64, 96)}
+"""Default channel widths of each architecture."""
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How many examples to make; ``--quick`` shrinks everything for smoke tests."""
@@ -76,7 +80,8 @@ class Recipe:
     epochs: int = 15
     batch: int = 128
     learning_rate: float = 2e-3
-    widths: tuple[int, ...] = (16, 32, 48, 64)
+    arch: str = "cnn"
+    widths: tuple[int, ...] = ARCHITECTURES["cnn"]
     gun_aug: int = 60
     """Augmented copies of each urban training gunshot file."""
     hard_aug: int = 6
@@ -111,9 +116,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0, help="training seed (augmentation, init, shuffling)")
     ap.add_argument("--split-seed", type=int, default=None, help="seed of the group split (default: --seed)")
     ap.add_argument("--ensemble", type=int, default=1, help="CNNs averaged (logits) into one exported model")
+    ap.add_argument("--arch", choices=sorted(ARCHITECTURES), default=None, help="network (default: the recipe's)")
     ap.add_argument("--epochs", type=int, default=None, help=f"training epochs (default {Recipe.epochs})")
     ap.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
     ap.add_argument("--quick", action="store_true", help="tiny run for smoke tests (few examples, one epoch)")
+    ap.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: TF's choice)")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="feature extraction processes")
     ap.add_argument(
         "--mine-hard-negatives",
@@ -124,9 +131,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "patches by first-pass score up-weighted (default 0: off)",
     )
     ap.add_argument("--mine-weight", type=float, default=3.0, help="weight factor of mined negatives (default 3)")
+    ap.add_argument(
+        "--mine-steps", type=int, default=None, help="optimiser steps of the mining first pass (default --max-steps)"
+    )
+    ap.add_argument(
+        "--all-groups",
+        action="store_true",
+        help="train on every group, no validation (the final model after tools.kfold); needs --threshold",
+    )
+    ap.add_argument("--threshold", type=float, default=None, help="detection threshold written with --all-groups")
     ap.add_argument("--name", default="gunshot", help="file stem of the exported model (default gunshot)")
     ap.add_argument("-v", "--verbose", action="store_true")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.all_groups and args.threshold is None:
+        ap.error("--all-groups needs --threshold (e.g. the one tools.kfold reports)")
+    return args
 
 
 # --------------------------------------------------------------------------- examples
@@ -307,11 +326,18 @@ def mine_hard_negatives(
 # --------------------------------------------------------------------------- model
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, threads: int | None = None) -> None:
     random.seed(seed)
     np.random.seed(seed)
     import keras
     import tensorflow as tf
+
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError as exc:  # TF refuses once its runtime is up (second model in one process)
+            log.debug("thread count already fixed: %s", exc)
 
     keras.utils.set_random_seed(seed)
     try:
@@ -320,18 +346,32 @@ def seed_everything(seed: int) -> None:
         log.debug("op determinism unavailable: %s", exc)
 
 
-def build_model(fe: FrontEndParams, widths: Sequence[int], prefix: str = "") -> Any:
-    """Small CNN: conv-BN-ReLU blocks with max pooling, global average pooling, one logit."""
+def build_model(fe: FrontEndParams, arch: str, widths: Sequence[int], prefix: str = "") -> Any:
+    """Small CNN ending in global average pooling and one logit.
+
+    ``cnn``: conv3x3-BN-ReLU blocks with 2x2 max pooling between them. ``sepcnn``: a stride-2 conv3x3 stem, then
+    depthwise-separable blocks (depthwise 3x3 and pointwise 1x1, each BN-ReLU) with max pooling between them: about
+    a third of the ``cnn``'s multiply-adds per window.
+    """
     import keras
     from keras import layers
+
+    def bn_relu(x: Any, name: str) -> Any:
+        x = layers.BatchNormalization(name=f"{prefix}bn{name}")(x)
+        return layers.ReLU(name=f"{prefix}relu{name}")(x)
 
     inputs = keras.Input((fe.n_frames, fe.n_mels, 1), name="logmel")
     x = inputs
     for k, width in enumerate(widths):
-        x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{prefix}conv{k}")(x)
-        x = layers.BatchNormalization(name=f"{prefix}bn{k}")(x)
-        x = layers.ReLU(name=f"{prefix}relu{k}")(x)
-        if k < len(widths) - 1:
+        if arch == "cnn" or k == 0:
+            stride = 2 if arch == "sepcnn" else 1
+            x = layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False, name=f"{prefix}conv{k}")(x)
+        else:
+            x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{prefix}dw{k}")(x)
+            x = bn_relu(x, f"{k}dw")
+            x = layers.Conv2D(width, 1, use_bias=False, name=f"{prefix}pw{k}")(x)
+        x = bn_relu(x, str(k))
+        if 0 < k < len(widths) - 1 or (arch == "cnn" and k == 0):
             x = layers.MaxPooling2D(2, name=f"{prefix}pool{k}")(x)
     x = layers.GlobalAveragePooling2D(name=f"{prefix}gap")(x)
     x = layers.Dropout(0.2, name=f"{prefix}drop")(x)
@@ -574,7 +614,8 @@ def metadata(
     items: list[Item],
     train: list[Item],
     val: list[Item],
-    val_groups: list[str],
+    val_groups: Sequence[str],
+    split_method: str,
     manifest_sha: str,
     gate: GateParams,
     recipe: Recipe,
@@ -605,7 +646,7 @@ def metadata(
         "tflite_sha256": blob_sha,
         "quantization": "full int8 (PTQ, representative real patches), float32 input and output",
         "architecture": {
-            "type": "cnn" if ensemble == 1 else "cnn-ensemble",
+            "type": recipe.arch if ensemble == 1 else f"{recipe.arch}-ensemble",
             "widths": list(recipe.widths),
             "params": n_params,
             "members": ensemble,
@@ -626,9 +667,9 @@ def metadata(
         },
         "split": {
             "seed": split_seed,
-            "method": SPLIT_METHOD,
+            "method": split_method,
             "val_fraction": 0.2,
-            "val_groups": val_groups,
+            "val_groups": list(val_groups),
             "val_urban_gunshot_groups": len(val_gun_groups),
             "val_urban_gunshot_files": sum(1 for i in val if i.is_gunshot and i.urban),
         },
@@ -661,15 +702,22 @@ def _representative(x: FloatArray, y: npt.NDArray[np.float32], n: int, seed: int
     return x[np.concatenate(take)] if take else x[:n]
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> dict[str, Any]:
+    """Train and export one model; validation on ``val_groups`` (default: ``--all-groups`` or the seeded split)."""
     started = time.monotonic()
     items = read_manifest(args.data)
     recipe = QUICK if args.quick else Recipe()
     if args.epochs is not None:
         recipe = Recipe(**{**asdict(recipe), "epochs": args.epochs})
+    if args.arch is not None:
+        recipe = Recipe(**{**asdict(recipe), "arch": args.arch, "widths": ARCHITECTURES[args.arch]})
     fe, gate = FrontEndParams(), GateParams()
     split_seed = args.seed if args.split_seed is None else args.split_seed
-    val_groups = split_groups(items, split_seed)
+    split_method = "groups chosen by the caller (tools.kfold: one fold held out)"
+    if val_groups is None and getattr(args, "all_groups", False):
+        val_groups, split_method = [], "none: trained on every group (validation is tools.kfold's cross-validation)"
+    elif val_groups is None:
+        val_groups, split_method = split_groups(items, split_seed), SPLIT_METHOD
     val_set = set(val_groups)
     train = [i for i in items if i.group not in val_set]
     val = [i for i in items if i.group in val_set]
@@ -687,10 +735,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     mining: dict[str, Any] | None = None
     if args.mine_hard_negatives > 0:
-        seed_everything(args.seed)
-        first = build_model(fe, recipe.widths)
-        fit(first, x, y, w, recipe, recipe.epochs, args.max_steps, args.seed)
-        first_res = evaluate(val, file_scores(val_patches, functools.partial(keras_logits, first)))
+        seed_everything(args.seed, args.threads)
+        first = build_model(fe, recipe.arch, recipe.widths)
+        first_steps = fit(first, x, y, w, recipe, recipe.epochs, args.mine_steps or args.max_steps, args.seed)
+        first_res = evaluate(val, file_scores(val_patches, functools.partial(keras_logits, first))) if val else {}
         scores = keras_logits(first, x)
         w, mined = mine_hard_negatives(scores, y, w, args.mine_hard_negatives, args.mine_weight)
         per_label: dict[str, int] = defaultdict(int)
@@ -700,10 +748,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "fraction": args.mine_hard_negatives,
             "weight": args.mine_weight,
             "first_pass_seed": args.seed,
+            "first_pass_steps": first_steps,
             "mined_patches": int(mined.sum()),
             "min_mined_probability": round(float(sigmoid(scores[mined]).min()), 4) if mined.any() else None,
             "mined_per_label": dict(sorted(per_label.items(), key=lambda kv: -kv[1])),
-            "first_pass_metrics_float": {k: first_res[k] for k in _HEADLINE},
+            "first_pass_metrics_float": {k: first_res[k] for k in _HEADLINE if k in first_res},
         }
         log.info("hard-negative mining: %s", mining)
         del first
@@ -711,11 +760,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     members, member_metrics, steps = [], [], 0
     for k in range(max(1, args.ensemble)):
         member_seed = args.seed + k
-        seed_everything(member_seed)
-        member = build_model(fe, recipe.widths, prefix=f"m{k}_" if args.ensemble > 1 else "")
+        seed_everything(member_seed, args.threads)
+        member = build_model(fe, recipe.arch, recipe.widths, prefix=f"m{k}_" if args.ensemble > 1 else "")
         steps = fit(member, x, y, w, recipe, recipe.epochs, args.max_steps, member_seed)
         members.append(member)
-        if args.ensemble > 1:
+        if args.ensemble > 1 and val:
             res = evaluate(val, file_scores(val_patches, functools.partial(keras_logits, member)))
             member_metrics.append({"seed": member_seed, **{k2: res[k2] for k2 in _HEADLINE}})
             log.info("member %d (seed %d, float): %s", k, member_seed, member_metrics[-1])
@@ -724,13 +773,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     args.out.mkdir(parents=True, exist_ok=True)
     model_path = args.out / f"{args.name}.tflite"
     blob = export_tflite(model, _representative(x, y, 400, args.seed), model_path)
-    result = evaluate(val, file_scores(val_patches, TfliteLogits(model_path)))
+    if val:
+        result = evaluate(val, file_scores(val_patches, TfliteLogits(model_path)))
+    else:
+        result = {"threshold": args.threshold, "note": "trained on every group: no validation of its own"}
     meta = metadata(
         blob_sha=hashlib.sha256(blob).hexdigest(),
         items=items,
         train=train,
         val=val,
         val_groups=val_groups,
+        split_method=split_method,
         manifest_sha=file_sha256(manifest_path(args.data)),
         gate=gate,
         recipe=recipe,
@@ -751,6 +804,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _summary(meta: dict[str, Any], model_path: Path) -> str:
     m = meta["metrics"]
+    if "auc_gunshot_vs_all_urban" not in m:
+        return f"model {model_path}, threshold {m['threshold']}, trained on every group (no validation)"
     lines = [
         f"model {model_path} ({model_path.stat().st_size / 1024:.1f} KB, {meta['architecture']['params']} params), "
         f"{meta['train_seconds']:.0f} s",

@@ -11,6 +11,7 @@ from edge.detect.runtime import TfliteModel
 from edge.evaluate.manifest import read_manifest
 from edge.evaluate.report import build_report, format_report
 from edge.evaluate.runner import Progress, evaluate_files
+from edge.evaluate.scores import write_scores
 
 
 def register(sub: Any) -> None:
@@ -22,7 +23,12 @@ def register(sub: Any) -> None:
     p.add_argument("--model", type=Path, default=None, help="a .tflite with its .json (default: shipped model)")
     p.add_argument("--threshold", type=float, default=None, help="gunshot score threshold (default: model's)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--scores-out", type=Path, default=None, help='write {"file", "gun_max"} JSON lines here')
+    p.add_argument(
+        "--scores-out",
+        type=Path,
+        default=None,
+        help='write a JSON line per file here: {"file", "gun_max", "seconds", "impulses": [[onset_s, score], ...]}',
+    )
     p.add_argument("--plots", type=Path, default=None, metavar="DIR", help="write ROC, PR and per-label PNGs here")
     p.set_defaults(func=run)
 
@@ -35,10 +41,7 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(len(rows))
     results = list(evaluate_files(rows, root, model, threshold, on_result=progress.step))
     if args.scores_out:
-        with args.scores_out.open("w") as fh:
-            for r in results:
-                if r.ok:
-                    fh.write(json.dumps({"file": r.row.path, "gun_max": round(r.gun_max, 6)}) + "\n")
+        write_scores(args.scores_out, results)
     report = build_report(results, threshold)
     report["model"] = {"name": model.info.name, "version": model.info.version, "sha256": model.info.sha256}
     if args.plots:

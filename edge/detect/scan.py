@@ -17,11 +17,15 @@ class FileScan:
     max_score: float
     """Highest classifier score of any impulse in the file (0 when the gate found none)."""
     seconds: float
+    impulses: tuple[tuple[float, float], ...] = ()
+    """(onset in seconds from the file's start, score) of every classified gate candidate, in onset order."""
 
 
 def scan_file(path: Path, scorer: Scorer, threshold: float, burst_gap_s: float = 2.0) -> FileScan:
     """Raises :class:`edge.errors.AudioError` when the file cannot be read."""
-    detector = StreamingDetector(scorer, threshold, bursts=BurstParams(gap_s=burst_gap_s))
+    detector = StreamingDetector(scorer, threshold, bursts=BurstParams(gap_s=burst_gap_s), keep_scores=True)
     with FileSource(path, chunk_samples=16_000) as source:
         finals = tuple(d for d in detector.run(source.chunks()) if d.phase == "final")
-    return FileScan(finals, detector.stats.max_score, detector.stats.samples / detector.front_end.sample_rate)
+    rate = detector.front_end.sample_rate
+    impulses = tuple((onset / rate, score) for onset, score in detector.take_scored())
+    return FileScan(finals, detector.stats.max_score, detector.stats.samples / rate, impulses)

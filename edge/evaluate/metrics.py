@@ -43,6 +43,14 @@ def recall_at_fpr(pos: Sequence[float] | Scores, neg: Sequence[float] | Scores, 
     return rate_at(pos, threshold_at_fpr(neg, fpr))
 
 
+def count_events(times: Sequence[float] | Scores, gap: float) -> int:
+    """Alarm events among above-threshold times (seconds): a time at most ``gap`` after the previous one continues
+    its event, as gunshot impulses join a burst (:class:`edge.detect.bursts.BurstTracker`, gap 2 s); with a gap a
+    little over a peer's window hop (1.5 hops), an event is a maximal run of consecutive above-threshold windows."""
+    t = np.sort(np.asarray(times, dtype=np.float64))
+    return int(len(t) > 0) + int(np.sum(np.diff(t) > gap))
+
+
 def roc_curve(pos: Sequence[float] | Scores, neg: Sequence[float] | Scores) -> tuple[Scores, Scores]:
     """(false-positive rate, true-positive rate) at every distinct threshold, from (0, 0) to (1, 1)."""
     thresholds = _thresholds(pos, neg)

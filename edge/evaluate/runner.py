@@ -28,6 +28,8 @@ class FileResult:
     seconds: float = 0.0
     error: str = ""
     """Why the file could not be scored (missing, unreadable); such files count as missing, not as scores."""
+    impulses: tuple[tuple[float, float], ...] = ()
+    """(onset s, score) of every classified gate candidate (:attr:`edge.detect.scan.FileScan.impulses`)."""
 
     @property
     def ok(self) -> bool:
@@ -40,7 +42,7 @@ def run_file(row: ManifestRow, root: Path, scorer: Scorer, threshold: float, bur
         scan = scan_file(path, scorer, threshold, burst_gap_s)
     except AudioError as exc:
         return FileResult(row, 0.0, error=str(exc))
-    return FileResult(row, scan.max_score, scan.detections, scan.seconds)
+    return FileResult(row, scan.max_score, scan.detections, scan.seconds, impulses=scan.impulses)
 
 
 @dataclass

@@ -26,7 +26,7 @@ log = logging.getLogger("tools.bench")
 DESCRIPTION = "Whole-pipeline CPU and memory benchmark of the unit, side by side with the peer classifiers."
 
 
-def _default_peers_python() -> str:
+def default_peers_python() -> str:
     env = os.environ.get("PEERS_PYTHON")
     if env:
         return env
@@ -38,7 +38,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tools.bench", description=DESCRIPTION)
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "audio"), help="data folder")
     p.add_argument("--peers-dir", default=str(REPO.parent / "shared" / "peers"), help="peer runners folder")
-    p.add_argument("--peers-python", default=_default_peers_python(), help="python of the peers' venv")
+    p.add_argument("--peers-python", default=default_peers_python(), help="python of the peers' venv")
     p.add_argument("--no-peers", action="store_true", help="measure polewatch only")
     p.add_argument("--no-birdnet", action="store_true", help="skip BirdNET (slowest peer)")
     p.add_argument("--minutes", type=float, default=10.0, help="length of each stream (default 10)")

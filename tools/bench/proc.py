@@ -6,7 +6,7 @@ import os
 import subprocess
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,16 +22,24 @@ class ProcResult:
     peak_rss_mb: float
 
 
-def run_pinned(cmd: Sequence[str], cpu: int | None, timeout_s: float, cwd: Path | None = None) -> ProcResult:
+def run_pinned(
+    cmd: Sequence[str],
+    cpu: int | None,
+    timeout_s: float,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ProcResult:
     """Runs ``cmd`` pinned to core ``cpu`` (None: not pinned) from its start, so libraries that size thread
-    pools at load time see one core; CPU time and peak RSS are that process's own (``os.wait4``)."""
+    pools at load time see one core; CPU time and peak RSS are that process's own (``os.wait4``). ``env`` is
+    added to this process's environment."""
 
     def pin() -> None:
         if cpu is not None and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {cpu})
 
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=cwd, preexec_fn=pin)
+        full_env = {**os.environ, **env} if env else None
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=cwd, env=full_env, preexec_fn=pin)
         timer = threading.Timer(timeout_s, proc.kill)
         timer.start()
         try:

@@ -1,0 +1,243 @@
+"""K-fold cross-validation over groups, then (optionally) the final model on every group.
+
+    python -m tools.kfold --data ../shared/data/audio --out DIR [--folds 5] [--seed 0] [--final models/]
+        [--resume] [--only-fold K ...] [any tools.train option: --arch, --max-steps, --mine-hard-negatives, ...]
+
+The groups are dealt into ``--folds`` folds (:func:`tools.dataset.fold_groups`). For each fold a model is trained
+by :mod:`tools.train` on the other folds and exported to ``DIR/foldK/``. Every file is then scored through the real
+streaming pipeline (``polewatch evaluate``'s runner) by the one model that never saw its group, giving out-of-fold
+scores for the whole manifest. The operating threshold is the one at which 2 % of urban hard-negative files score
+at or above it; the report (``DIR/cv.json``, ``DIR/oof_scores.jsonl``, printed table) is computed at that threshold.
+With ``--final DIR`` the model is retrained on every group with that threshold and its metadata carries the
+cross-validated metrics: a single split holds too few urban gunshots to tell recipes apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from edge.detect.runtime import TfliteModel
+from edge.evaluate import metrics
+from edge.evaluate.labels import FOREST, HARD_NEGATIVES
+from edge.evaluate.manifest import ManifestRow, read_manifest
+from edge.evaluate.report import build_report, format_report
+from edge.evaluate.runner import FileResult, evaluate_files
+from edge.evaluate.scores import write_scores
+from tools import train
+from tools.dataset import DataError, fold_groups, manifest_path
+from tools.dataset import read_manifest as read_items
+
+log = logging.getLogger("tools.kfold")
+
+TARGET_HARD_FPR = train.TARGET_HARD_FPR
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    ap = argparse.ArgumentParser(prog="python -m tools.kfold", description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, required=True, help="folder with manifest.tsv and the FLAC files")
+    ap.add_argument("--out", type=Path, required=True, help="folder for the fold models and the CV report")
+    ap.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the fold assignment and of training")
+    ap.add_argument("--final", type=Path, default=None, help="then train on every group and export here")
+    ap.add_argument("--resume", action="store_true", help="reuse fold models already in --out")
+    ap.add_argument(
+        "--only-fold",
+        type=int,
+        action="append",
+        default=None,
+        metavar="K",
+        help="train just this fold (repeatable) and stop: to run folds in parallel processes, then --resume",
+    )
+    args, train_argv = ap.parse_known_args(argv)
+    if args.folds < 2:
+        ap.error(f"--folds {args.folds}: need at least 2")
+    return args, train_argv
+
+
+def _train_argv(args: argparse.Namespace, out: Path, extra: Sequence[str]) -> list[str]:
+    return ["--data", str(args.data), "--out", str(out), "--seed", str(args.seed), *extra]
+
+
+def train_folds(args: argparse.Namespace, folds: list[list[str]], extra: Sequence[str]) -> list[Path]:
+    paths = []
+    for k, groups in enumerate(folds):
+        if args.only_fold is not None and k not in args.only_fold:
+            continue
+        out = args.out / f"fold{k}"
+        model = out / "gunshot.tflite"
+        if args.resume and model.is_file() and model.with_suffix(".json").is_file():
+            log.info("fold %d: reusing %s", k, model)
+        else:
+            log.info("fold %d of %d: training without %d groups", k + 1, len(folds), len(groups))
+            train.run(train.parse_args(_train_argv(args, out, extra)), val_groups=groups)
+            _clear_keras()
+        paths.append(model)
+    return paths
+
+
+def _clear_keras() -> None:
+    import keras
+
+    keras.backend.clear_session()
+
+
+def score_out_of_fold(
+    rows: list[ManifestRow], root: Path, folds: list[list[str]], models: list[Path], threshold: float
+) -> list[FileResult]:
+    """Every row scored by the model of the fold that holds its group, in manifest order."""
+    fold_of = {g: k for k, groups in enumerate(folds) for g in groups}
+    by_path: dict[str, FileResult] = {}
+    for k, path in enumerate(models):
+        model = TfliteModel(path)
+        mine = [r for r in rows if fold_of.get(r.group) == k]
+        by_path.update((r.row.path, r) for r in evaluate_files(mine, root, model, threshold))
+    unassigned = [r.path for r in rows if r.group not in fold_of]
+    if unassigned:
+        raise DataError(f"{len(unassigned)} manifest rows are in no fold (first: {unassigned[0]})")
+    return [by_path[r.path] for r in rows]
+
+
+def operating_threshold(results: list[FileResult]) -> float:
+    """Lowest threshold (rounded up to 0.001) at which <= 2 % of urban hard-negative files reach it."""
+    hard = [r.gun_max for r in results if r.ok and r.row.source != FOREST and r.row.label in HARD_NEGATIVES]
+    return min(0.999, math.ceil(metrics.threshold_at_fpr(hard, TARGET_HARD_FPR) * 1000.0) / 1000.0)
+
+
+def fold_spread(results: list[FileResult], folds: list[list[str]], threshold: float) -> dict[str, Any]:
+    """Each fold's own urban AUCs (their spread says how much one split can mislead)."""
+    per_fold = []
+    for groups in folds:
+        members = set(groups)
+        sub = build_report([r for r in results if r.row.group in members], threshold)["subsets"]
+        urban = sub.get("urban", sub["all"])
+        per_fold.append(
+            {
+                "urban_gunshots": urban["files"]["gunshot"],
+                "auc_gunshot_vs_all": urban["auc_gunshot_vs_all"],
+                "auc_gunshot_vs_hard_negatives": urban["auc_gunshot_vs_hard_negatives"],
+            }
+        )
+    spread: dict[str, Any] = {"per_fold": per_fold}
+    for key in ("auc_gunshot_vs_all", "auc_gunshot_vs_hard_negatives"):
+        values = [f[key] for f in per_fold if f[key] is not None]
+        if len(values) >= 2:
+            spread[key] = {"mean": round(statistics.mean(values), 4), "sd": round(statistics.stdev(values), 4)}
+    return spread
+
+
+def headline(report: dict[str, Any]) -> dict[str, Any]:
+    """The numbers the model card and the quality bars use, from an evaluate report."""
+    urban = report["subsets"].get("urban", report["subsets"]["all"])
+    forest = report["subsets"].get("forest")
+    return {
+        "auc_gunshot_vs_all_urban": urban["auc_gunshot_vs_all"],
+        "auc_gunshot_vs_hard_negatives_urban": urban["auc_gunshot_vs_hard_negatives"],
+        "auc_forest_gunshot_vs_forest_negatives": forest["auc_gunshot_vs_all"] if forest else None,
+        "recall_at_hard_fpr": urban["recall_at_hard_fpr"],
+        "threshold": report["threshold"],
+        "at_threshold": urban["at_threshold"],
+        "false_alarms_per_hour_ambience": urban["false_alarms_per_hour_ambience"],
+        "per_label": urban["per_label"],
+        "files": urban["files"],
+    }
+
+
+def run(args: argparse.Namespace, extra: Sequence[str]) -> dict[str, Any]:
+    """Train (or reuse) the fold models, score out of fold, report; then the final model with ``--final``."""
+    items = read_items(args.data)
+    folds = fold_groups(items, args.folds, args.seed)
+    models = train_folds(args, folds, extra)
+    if args.only_fold is not None:
+        return {"trained_folds": args.only_fold}
+    rows = read_manifest(manifest_path(args.data))
+    # Pass 1 finds the out-of-fold scores and so the threshold; pass 2 counts detections (false alarms per
+    # hour, rounds) at that one threshold, as the shipped model will run.
+    first = score_out_of_fold(rows, args.data, folds, models, 0.5)
+    threshold = operating_threshold(first)
+    results = score_out_of_fold(rows, args.data, folds, models, threshold)
+    report = build_report(results, threshold)
+    write_scores(args.out / "oof_scores.jsonl", results)
+    cv = {
+        "method": (
+            f"{args.folds}-fold cross-validation over groups (tools.dataset.fold_groups, seed {args.seed}); every "
+            "file scored through the streaming pipeline by the fold model that never saw its group; threshold at "
+            f"{100 * TARGET_HARD_FPR:g} % urban hard-negative false positives of the pooled out-of-fold scores"
+        ),
+        "folds": args.folds,
+        "seed": args.seed,
+        "train_options": list(extra),
+        "fold_groups": folds,
+        "metrics": headline(report),
+        "fold_spread": fold_spread(results, folds, threshold),
+        "report": report,
+    }
+    (args.out / "cv.json").write_text(json.dumps(cv, indent=1) + "\n")
+    print(format_report(report))
+    print(f"fold spread: {json.dumps({k: v for k, v in cv['fold_spread'].items() if k != 'per_fold'})}")
+    if args.final is not None:
+        finish_final(args, extra, threshold, cv)
+    return cv
+
+
+PINNED_LABELS = ("gunshot", *sorted(HARD_NEGATIVES))
+
+
+def pinned_scores(model_path: Path, data: Path, threshold: float) -> dict[str, Any]:
+    """The exported model's own AUC on the urban gunshot and hard-negative files, all of which it trained on:
+    not a quality figure, a fingerprint that tests/test_model_quality.py re-measures to catch a changed model
+    file, front end, gate or runtime."""
+    rows = [r for r in read_manifest(manifest_path(data)) if r.source != FOREST and r.label in PINNED_LABELS]
+    results = [r for r in evaluate_files(rows, data, TfliteModel(model_path), threshold) if r.ok]
+    gun = [r.gun_max for r in results if r.row.label == "gunshot"]
+    hard = [r.gun_max for r in results if r.row.label != "gunshot"]
+    return {
+        "what": "urban gunshot vs urban hard-negative files, all seen in training (a fingerprint, not a quality claim)",
+        "files": len(results),
+        "auc": round(metrics.auc(gun, hard), 6),
+        "mean_gun_max": round(sum(gun) / len(gun), 6) if gun else None,
+    }
+
+
+def finish_final(args: argparse.Namespace, extra: Sequence[str], threshold: float, cv: dict[str, Any]) -> None:
+    """Train the model on every group (or reuse it with ``--resume``: the threshold is metadata only) and write
+    the cross-validated threshold and metrics into its metadata."""
+    final_argv = [*_train_argv(args, args.final, extra), "--all-groups", "--threshold", str(threshold)]
+    final_args = train.parse_args(final_argv)
+    meta_path = args.final / f"{final_args.name}.json"
+    if args.resume and meta_path.is_file() and meta_path.with_suffix(".tflite").is_file():
+        log.info("final model: reusing %s", meta_path.with_suffix(".tflite"))
+        meta = json.loads(meta_path.read_text())
+    else:
+        meta = train.run(final_args)
+    meta["threshold"] = threshold
+    meta["metrics"] = cv["metrics"]
+    meta["pinned_scores"] = pinned_scores(args.final / f"{final_args.name}.tflite", args.data, threshold)
+    meta["validation"] = {k: cv[k] for k in ("method", "folds", "seed", "train_options", "fold_spread")}
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"final model in {args.final}, threshold {threshold}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, extra = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        run(args, extra)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
