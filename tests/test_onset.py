@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.dsp.onset import GateParams, OnsetGate
+from edge.dsp.onset import BLOCK, HISTORY, GateParams, OnsetGate
 from tests.impulses import RATE, add_impulse, feed, noise, to_int16
 
 
@@ -70,3 +70,39 @@ def test_quieter_than_min_dbfs_is_ignored() -> None:
     x = noise(3.0, 0.5)
     add_impulse(x, RATE, 20.0)  # about -64 dBFS peak
     assert onsets(to_int16(x), 1000, GateParams(min_dbfs=-50.0)) == []
+
+
+def reference_candidates(x: np.ndarray, params: GateParams) -> list[tuple[int, float, float]]:
+    """The gate as plain formulas over the whole signal at once: (onset, block_dbfs, rise_db) per candidate."""
+    full_scale = 32768.0**2 * BLOCK
+    diff = np.diff(x.astype(np.float64), prepend=0.0)
+    blocks = diff[: len(diff) // BLOCK * BLOCK].reshape(-1, BLOCK)
+    energy = (blocks**2).sum(axis=1)
+    quiet = full_scale * 10.0 ** ((params.min_dbfs - 20.0) / 10.0)
+    padded = np.concatenate((np.full(HISTORY, quiet), energy))
+    found, last = [], -(10**12)
+    for i, e in enumerate(energy):
+        background = padded[i : i + HISTORY].min()
+        if e <= max(10.0 ** (params.rise_db / 10.0) * background, full_scale * 10.0 ** (params.min_dbfs / 10.0)):
+            continue
+        pair = np.abs(np.concatenate((blocks[i - 1] if i else np.zeros(BLOCK), blocks[i]))).astype(np.float32)
+        threshold = max(params.attack_fraction * float(pair[BLOCK:].max()), 1.0)
+        onset = (i - 1) * BLOCK + int(np.argmax(pair >= threshold))
+        if onset - last < round(params.refractory_s * RATE):
+            continue
+        last = onset
+        rise = float(10.0 * np.log10(e / max(background, 1.0)))
+        found.append((max(onset, 0), float(10.0 * np.log10(e / full_scale)), rise))
+    return found
+
+
+@pytest.mark.parametrize("params", [GateParams(), GateParams(rise_db=6.0, min_dbfs=-70.0, attack_fraction=0.3)])
+@given(st.lists(st.integers(min_value=1, max_value=9000), min_size=1, max_size=20))
+@settings(max_examples=10, deadline=None)
+def test_candidates_equal_the_plain_formulas(params: GateParams, sizes: list[int]) -> None:
+    x, _ = scene()
+    gate, got, pos, i = OnsetGate(params), [], 0, 0
+    while pos < len(x):
+        got += [(c.onset, c.block_dbfs, c.rise_db) for c in gate.process(x[pos : pos + sizes[i % len(sizes)]])]
+        pos, i = pos + sizes[i % len(sizes)], i + 1
+    assert got == reference_candidates(x, params)

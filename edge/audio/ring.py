@@ -46,15 +46,20 @@ class RingBuffer:
         """
         if stop < start:
             raise ValueError(f"empty range {start}..{stop}")
-        out = np.zeros(stop - start, dtype=np.int16)
         lo, hi = max(start, 0), min(stop, self.end)
         if hi <= lo:
-            return out
+            return np.zeros(stop - start, dtype=np.int16)
         if lo < self.start:
             raise IndexError(f"samples {lo}..{self.start} were already overwritten (ring holds {self.capacity})")
-        a, b = lo % self.capacity, hi - lo
-        first = min(b, self.capacity - a)
-        out[lo - start : lo - start + first] = self._buf[a : a + first]
-        if first < b:
-            out[lo - start + first : hi - start] = self._buf[: b - first]
+        if (lo, hi) == (start, stop):  # the usual case: nothing to pad
+            return self._copy(lo, hi)
+        out = np.zeros(stop - start, dtype=np.int16)
+        out[lo - start : hi - start] = self._copy(lo, hi)
         return out
+
+    def _copy(self, lo: int, hi: int) -> Int16Array:
+        """A copy of the held samples ``[lo, hi)``, in one piece or two (across the end of the buffer)."""
+        a, b = lo % self.capacity, hi - lo
+        if a + b <= self.capacity:
+            return self._buf[a : a + b].copy()
+        return np.concatenate((self._buf[a:], self._buf[: a + b - self.capacity]))

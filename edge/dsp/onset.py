@@ -53,9 +53,10 @@ class OnsetGate:
         self.params = params or GateParams()
         quiet = _FULL_SCALE_POWER * 10.0 ** ((self.params.min_dbfs - 20.0) / 10.0) * BLOCK
         self._history = np.full(HISTORY, quiet, dtype=np.float64)
-        self._pending = np.zeros(0, dtype=np.float32)
-        """Pre-emphasised samples not yet forming a whole block."""
-        self._prev_block = np.zeros(BLOCK, dtype=np.float32)
+        """Energies of the last HISTORY whole blocks."""
+        self._tail = np.zeros(BLOCK, dtype=np.float64)
+        """Pre-emphasised samples: the last whole block (silence before the stream), then those not yet forming
+        a whole block. Float64 holds the differences of int16 samples, and sums of their squares, exactly."""
         self._last_sample = 0.0
         self._blocks_done = 0
         self._last_onset = -(10**12)
@@ -71,44 +72,56 @@ class OnsetGate:
     def process(self, chunk: npt.NDArray[np.int16]) -> list[Candidate]:
         if len(chunk) == 0:
             return []
-        x = chunk.astype(np.float32)
-        diff = np.empty_like(x)
-        diff[0] = x[0] - self._last_sample
-        np.subtract(x[1:], x[:-1], out=diff[1:])
-        self._last_sample = float(x[-1])
-        y = np.concatenate((self._pending, diff)) if len(self._pending) else diff
-        n_blocks = len(y) // BLOCK
-        self._pending = y[n_blocks * BLOCK :]
+        y = self._extend(chunk)
+        n_blocks = len(y) // BLOCK - 1  # the first block of ``y`` was examined by the previous call
+        self._tail = y[n_blocks * BLOCK :].copy()
         if n_blocks == 0:
             return []
-        blocks = y[: n_blocks * BLOCK].reshape(n_blocks, BLOCK)
+        blocks = y[BLOCK : (n_blocks + 1) * BLOCK].reshape(n_blocks, BLOCK)
         # exact in any summation order: squared int16 differences summed in float64 stay integers below 2**53
-        wide = blocks.astype(np.float64)
-        energy = (wide[:, None, :] @ wide[:, :, None]).ravel()  # row dot products; np.vecdot needs numpy 2
-        padded = np.concatenate((self._history, energy))
-        # the quietest of the HISTORY blocks before each block: a reverberant tail decays, it never rises
-        background = padded[:n_blocks].copy()
-        for lag in range(1, HISTORY):
-            np.minimum(background, padded[lag : lag + n_blocks], out=background)
+        energy = (blocks[:, None, :] @ blocks[:, :, None]).ravel()  # row dot products; np.vecdot needs numpy 2
+        background = self._background(energy)
         hits = (energy > np.maximum(self._rise * background, self._min_energy)).nonzero()[0]
-        candidates = [self._candidate(i, blocks, energy, background) for i in hits]
-        self._history = padded[-HISTORY:]
-        self._prev_block = blocks[-1].copy()
+        candidates = [self._candidate(int(i), y, energy, background) for i in hits]
         self._blocks_done += n_blocks
         return [c for c in candidates if c is not None]
+
+    def _extend(self, chunk: npt.NDArray[np.int16]) -> npt.NDArray[np.float64]:
+        """``_tail`` followed by the first difference of ``chunk`` (a cheap high-pass: the pre-emphasis)."""
+        x = chunk.astype(np.float64)
+        kept = len(self._tail)
+        y = np.empty(kept + len(x), dtype=np.float64)
+        y[:kept] = self._tail
+        y[kept] = x[0] - self._last_sample
+        np.subtract(x[1:], x[:-1], out=y[kept + 1 :])
+        self._last_sample = float(x[-1])
+        return y
+
+    def _background(self, energy: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """The quietest of the HISTORY blocks before each block: a reverberant tail decays, it never rises."""
+        n = len(energy)
+        padded = np.concatenate((self._history, energy))
+        background = np.minimum(padded[:n], padded[1 : n + 1])
+        for lag in range(2, HISTORY):
+            np.minimum(background, padded[lag : lag + n], out=background)
+        self._history = padded[-HISTORY:]
+        return background
 
     def _candidate(
         self,
         i: int,
-        blocks: npt.NDArray[np.float32],
+        y: npt.NDArray[np.float64],
         energy: npt.NDArray[np.float64],
         background: npt.NDArray[np.float64],
     ) -> Candidate | None:
-        before = blocks[i - 1] if i > 0 else self._prev_block
-        pair = np.abs(np.concatenate((before, blocks[i])))
+        """Candidate for the ``i``-th new block (``y[(i + 1) * BLOCK:]``), or None within the refractory time."""
+        search_from = (self._blocks_done + i - 1) * BLOCK  # the onset lies in the block before or the triggering one
+        if search_from + 2 * BLOCK - 1 - self._last_onset < self._refractory:
+            return None  # whatever sample the onset falls on
+        pair = np.abs(y[i * BLOCK : (i + 2) * BLOCK])
         threshold = max(self.params.attack_fraction * float(pair[BLOCK:].max()), 1.0)
-        first = int(np.argmax(pair >= threshold))
-        onset = (self._blocks_done + i - 1) * BLOCK + first
+        # compared in float32, as numpy compares float32 samples with a Python float (the magnitudes are integers)
+        onset = search_from + int((pair >= np.float32(threshold)).argmax())
         if onset - self._last_onset < self._refractory:
             return None
         self._last_onset = onset
