@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import statistics
 import sys
@@ -109,7 +108,7 @@ def score_out_of_fold(
 def operating_threshold(results: list[FileResult]) -> float:
     """Lowest threshold (rounded up to 0.001) at which <= 2 % of urban hard-negative files reach it."""
     hard = [r.gun_max for r in results if r.ok and r.row.source != FOREST and r.row.label in HARD_NEGATIVES]
-    return min(0.999, math.ceil(metrics.threshold_at_fpr(hard, TARGET_HARD_FPR) * 1000.0) / 1000.0)
+    return train.operating_threshold(hard)
 
 
 def fold_spread(results: list[FileResult], folds: list[list[str]], threshold: float) -> dict[str, Any]:

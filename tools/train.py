@@ -549,6 +549,12 @@ def file_scores(per_file: list[FloatArray], score: Callable[[FloatArray], npt.ND
     return out
 
 
+def operating_threshold(hard_negative_scores: Sequence[float] | npt.NDArray[np.float64]) -> float:
+    """Lowest threshold, rounded up to 0.001, at which at most TARGET_HARD_FPR of the hard negatives reach it."""
+    raw = metrics.threshold_at_fpr(hard_negative_scores, TARGET_HARD_FPR)
+    return min(0.999, math.ceil(raw * 1000.0) / 1000.0)
+
+
 def evaluate(items: list[Item], scores: list[float]) -> dict[str, Any]:
     """File-level metrics on the validation groups; the threshold gives <= 2 % FP on urban hard negatives."""
     s = np.asarray(scores)
@@ -557,8 +563,7 @@ def evaluate(items: list[Item], scores: list[float]) -> dict[str, Any]:
     hard = np.array([i.is_hard_negative for i in items])
     gun_u, neg_u, hard_u = s[urban & gun], s[urban & ~gun], s[urban & hard]
     gun_f, neg_f = s[~urban & gun], s[~urban & ~gun]
-    raw_threshold = metrics.threshold_at_fpr(hard_u, TARGET_HARD_FPR)
-    threshold = min(0.999, math.ceil(raw_threshold * 1000.0) / 1000.0)
+    threshold = operating_threshold(hard_u)
     per_label: dict[str, dict[str, float]] = {}
     for label in sorted({i.label for i in items}):
         for region, mask in (("urban", urban), ("forest", ~urban)):
