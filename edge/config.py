@@ -175,6 +175,12 @@ class DetectConfig(Section):
     burst_gap_s: float = setting(
         2.0, "Gunshot impulses closer than this form one detection", unit="seconds", minimum=0.2, maximum=10
     )
+    round_score: float = setting(
+        0.5,
+        "Score at which an impulse inside an open burst counts as one more round (the first needs the threshold)",
+        minimum=0,
+        maximum=1,
+    )
     gate_rise_db: float = setting(
         10.0, "Rise above the recent background the onset gate needs", unit="dB", minimum=3, maximum=30
     )

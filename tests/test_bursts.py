@@ -51,3 +51,23 @@ def test_advance_closes_only_after_the_gap() -> None:
     closed = tracker.advance(RATE + 2 * RATE + 1)
     assert [d.phase for d in closed] == ["final"]
     assert tracker.flush() == []
+
+
+def test_impulse_faster_than_any_firearm_fires_is_an_echo() -> None:
+    """30 ms after a round (33 rounds/s) is an echo even at the round's level; 70 ms after is a round."""
+    assert finals(run([1.0, 1.03, 1.1], peaks=[-10.0, -9.0, -10.0])) == [2]
+
+
+def test_late_echo_off_a_far_building_is_not_a_round() -> None:
+    """A building across a T-junction 110 m away sends the shot back 0.65 s later, 16 dB down."""
+    assert finals(run([1.0, 1.65], peaks=[-4.0, -20.8])) == [1]
+    assert finals(run([1.0, 1.65], peaks=[-4.0, -8.0])) == [2]
+
+
+def test_continues_only_within_the_gap_of_an_open_burst() -> None:
+    tracker = BurstTracker(BurstParams(gap_s=2.0))
+    assert not tracker.continues(RATE)
+    tracker.add(Impulse(RATE, 0.9, -10.0))
+    assert tracker.continues(3 * RATE) and not tracker.continues(3 * RATE + 1)
+    tracker.flush()
+    assert not tracker.continues(RATE + 100)

@@ -247,7 +247,7 @@ def test_every_key_is_documented() -> None:
         for key in fields(section_type):
             spec = key.metadata[edge.config._SPEC]
             assert spec.doc, f"{section.name}.{key.name} has no doc"
-            dimensionless = f"{section.name}.{key.name}" == "detect.threshold"  # a classifier score
+            dimensionless = f"{section.name}.{key.name}" in ("detect.threshold", "detect.round_score")  # scores
             if key.type in ("int", "float") and not dimensionless:
                 assert spec.unit, f"{section.name}.{key.name} has no unit"
 

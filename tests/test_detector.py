@@ -72,6 +72,31 @@ def test_threshold_filters_and_max_score_is_kept() -> None:
     assert det.stats.max_score == max(scores)
 
 
+class QueueScorer:
+    """Hands out the given scores in the order candidates are classified (onset order), then 0."""
+
+    def __init__(self, scores: list[float]) -> None:
+        self.scores = scores
+
+    def predict(self, patches: FloatArray) -> FloatArray:
+        out = [self.scores.pop(0) if self.scores else 0.0 for _ in patches]
+        return np.array(out, dtype=np.float32)
+
+
+@pytest.mark.parametrize("chunk", [160, 16_000])
+def test_later_rounds_count_at_the_round_score_only_inside_an_open_burst(chunk: int) -> None:
+    x = noise(12.0, 40.0)
+    onsets = (1.0, 1.3, 1.6, 1.9, 6.0, 9.0, 9.4)
+    scores = [0.0, 0.6, 0.99, 0.6, 0.4, 0.6, 0.95, 0.55]  # the first for the noise starting the stream
+    for t in onsets:
+        add_impulse(x, round(t * RATE), 12000.0)
+    det = StreamingDetector(QueueScorer(scores), threshold=0.9, keep_scores=True)
+    finals = [d for d in det.run(feed(chunk, to_int16(x))) if d.phase == "final"]
+    assert [round(o / RATE, 2) for o, _ in det.take_scored()][1:] == list(onsets)
+    # 1.0 comes before any burst is open, 1.9 scores under round_score, 6.0 lies beyond the gap: none counts
+    assert [[round(i.onset / RATE, 2) for i in d.impulses] for d in finals] == [[1.3, 1.6], [9.0, 9.4]]
+
+
 def test_patch_is_the_logmel_of_the_window_around_the_onset() -> None:
     x = stream()
     seen: list[FloatArray] = []

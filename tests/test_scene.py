@@ -295,12 +295,6 @@ def test_model_raises_no_false_alarm(seed: int) -> None:
         assert len(inside) <= 1, (e.note, len(inside), report)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known shortfall: a façade echo 20-60 ms after a round, a few dB under it (both flattened by the "
-    "overloaded capsule), scores as a gunshot and is counted as another round; the burst tracker takes an impulse "
-    "for an echo only if it is 12 dB quieter",
-)
 def test_model_counts_only_real_rounds() -> None:
     """A detected burst's rounds are real rounds (within 5 ms) and never more than were fired (a round under the
     threshold is missed, never invented)."""

@@ -2,8 +2,13 @@
 
 Gunshot impulses closer than ``gap_s`` to the previous one belong to the same burst. The first one opens a
 detection (phase ``new``, sent at once); the burst closes (phase ``final``, with every round) once the stream is
-known to hold no further gunshot impulse within ``gap_s`` of the last. A quieter impulse arriving shortly after a
-loud round (``echo_window_s``, ``echo_drop_db``) is taken as its echo off a building, not as another round.
+known to hold no further gunshot impulse within ``gap_s`` of the last.
+
+Rounds after the first count at a lower score (``round_score``): once a burst is open, an impulse that the
+classifier rates as more likely a gunshot than not is taken as the next round, since full-auto rounds heard
+through the echoes of the previous ones score lower than a round on its own. What cannot be a round is an echo:
+an impulse closer than ``min_interval_s`` to the last round (no firearm in the field fires faster than about
+20 rounds/s), or one much quieter than a round shortly before it (``echo_window_s``, ``echo_drop_db``).
 """
 
 from __future__ import annotations
@@ -45,7 +50,9 @@ class Detection:
 @dataclass(frozen=True)
 class BurstParams:
     gap_s: float = 2.0
-    echo_window_s: float = 0.25
+    round_score: float = 0.5
+    min_interval_s: float = 0.045
+    echo_window_s: float = 1.0
     echo_drop_db: float = 12.0
     sample_rate: int = 16_000
 
@@ -63,6 +70,7 @@ class BurstTracker:
         self.params = params or BurstParams()
         self._gap = round(self.params.gap_s * self.params.sample_rate)
         self._echo = round(self.params.echo_window_s * self.params.sample_rate)
+        self._min_interval = round(self.params.min_interval_s * self.params.sample_rate)
         self._open: _Open | None = None
         self._count = 0
         self.echoes = 0
@@ -70,6 +78,11 @@ class BurstTracker:
     @property
     def is_open(self) -> bool:
         return self._open is not None
+
+    def continues(self, onset: int) -> bool:
+        """Whether an impulse at ``onset`` (no earlier than the last one added) would join the open burst; it
+        then counts as a round at ``round_score``. Depends on onsets only, so on no chunking."""
+        return self._open is not None and onset - self._open.impulses[-1].onset <= self._gap
 
     def add(self, impulse: Impulse) -> list[Detection]:
         out = self.advance(impulse.onset)
@@ -100,5 +113,7 @@ class BurstTracker:
         return done
 
     def _is_echo(self, impulse: Impulse, rounds: list[Impulse]) -> bool:
+        if impulse.onset - rounds[-1].onset < self._min_interval:
+            return True
         recent = [r for r in rounds if impulse.onset - r.onset <= self._echo]
         return any(impulse.peak_dbfs < r.peak_dbfs - self.params.echo_drop_db for r in recent)

@@ -129,7 +129,9 @@ class StreamingDetector:
         self.stats.max_score = max(self.stats.max_score, score)
         if self.keep_scores:
             self.scored.append((cand.onset, score))
-        if score < self.threshold:
+        if score < self.threshold and not (
+            score >= self.bursts.params.round_score and self.bursts.continues(cand.onset)
+        ):
             return []
         self.stats.gunshot_impulses += 1
         peak = int(np.abs(self.ring.read(cand.onset, cand.onset + PEAK_SPAN).astype(np.int32)).max())
