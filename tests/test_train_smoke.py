@@ -62,8 +62,22 @@ def test_missing_data_folder_gives_one_line_error(tmp_path: Path, capsys: pytest
 def test_quick_training_exports_a_loadable_model(tmp_path: Path) -> None:
     data = _write_data(tmp_path)
     out = tmp_path / "models"
+    augment = ["--street-irs", "2", "--bursts", "0.5"]  # exercises the street channel and bursts
     code = train.main(
-        ["--data", str(data), "--out", str(out), "--quick", "--max-steps", "3", "--workers", "1", "--seed", "1"]
+        [
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--quick",
+            "--max-steps",
+            "3",
+            "--workers",
+            "1",
+            "--seed",
+            "1",
+            *augment,
+        ]
     )
     assert code == 0
     meta = json.loads((out / "gunshot.json").read_text())

@@ -6,12 +6,14 @@ All functions work on float32 signals in full-scale units (int16 / 32768) and ta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from scipy import signal
 
+from edge.scene.street import Street, impulse_response
 from tools.dataset import Int16Array
 
 SR = 16_000
@@ -52,6 +54,45 @@ def reverb(x: Float, rt60_s: float, wet: float, rng: np.random.Generator) -> Flo
     return (1.0 - wet) * x + wet * tail
 
 
+def street_bank(n: int, seed: int, distance_m: tuple[float, float] = (15.0, 250.0)) -> list[Float]:
+    """``n`` street-canyon impulse responses (the demo scene's image-source model: 1/r spreading, air
+    absorption, façade and ground echoes, a diffuse tail) from a source at pedestrian height, log-uniformly
+    15-250 m from the pole, each scaled so its direct sound has gain 1 (the level is set later)."""
+    rng = np.random.default_rng(seed)
+    bank = []
+    for _ in range(n):
+        street = Street.draw(rng)
+        distance = float(np.exp(rng.uniform(np.log(distance_m[0]), np.log(distance_m[1]))))
+        source = street.place(rng, distance, float(rng.uniform(1.0, 1.8)), (1.0, street.width_m - 1.0))
+        ir = impulse_response(street, source, rng) * float(np.linalg.norm(source - street.microphone))
+        bank.append(ir.astype(np.float32))
+    return bank
+
+
+def through_street(x: Float, ir: Float, tail_s: float = 0.5) -> Float:
+    """The event as the pole hears it across a street; its onsets stay where they were (the IR starts with the
+    direct sound) and up to ``tail_s`` of the reverberation is kept after its end."""
+    keep = len(x) + min(len(ir) - 1, round(tail_s * SR))
+    return signal.fftconvolve(x, ir)[:keep].astype(np.float32)
+
+
+def burst(
+    event: Float, rng: np.random.Generator, rounds: tuple[int, int], spacing_s: tuple[float, float]
+) -> tuple[Float, npt.NDArray[np.int64]]:
+    """A burst of fire made of copies of one recording: ``rounds`` copies (range), ``spacing_s`` apart (range,
+    fixed within a burst, each interval jittered by 5 %), each at 0 to -4 dB. Returns the burst and the offsets
+    of the copies (samples)."""
+    n = int(rng.integers(rounds[0], rounds[1] + 1))
+    spacing = _uniform(rng, spacing_s) * SR
+    gaps = spacing * rng.uniform(0.95, 1.05, size=n - 1)
+    offsets = np.concatenate(([0], np.round(np.cumsum(gaps)))).astype(np.int64)
+    out = np.zeros(len(event) + int(offsets[-1]), dtype=np.float32)
+    for offset in offsets:
+        gain = np.float32(10.0 ** (-rng.uniform(0.0, 4.0) / 20.0))
+        out[offset : offset + len(event)] += gain * event
+    return out, offsets
+
+
 def soft_clip(x: Float, drive_db: float) -> Float:
     """A cheap microphone / preamp driven into saturation."""
     gain = np.float32(10.0 ** (drive_db / 20.0))
@@ -64,6 +105,8 @@ class AugmentParams:
     peak_dbfs: tuple[float, float] = (-35.0, -1.0)
     p_lowpass: float = 0.5
     lowpass_hz: tuple[float, float] = (2_000.0, 7_500.0)
+    p_street: float = 0.35
+    """Share of events heard across a simulated street (:func:`street_bank`) instead of the plain filters."""
     p_reverb: float = 0.4
     rt60_s: tuple[float, float] = (0.1, 1.0)
     p_clip: float = 0.15
@@ -77,8 +120,10 @@ def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
     return float(rng.uniform(bounds[0], bounds[1]))
 
 
-def transform_event(event: Float, rng: np.random.Generator, p: AugmentParams) -> Float:
-    """Channel effects on the event alone: distance filtering, reverb, level."""
+def transform_event(event: Float, rng: np.random.Generator, p: AugmentParams, bank: Sequence[Float] = ()) -> Float:
+    """Channel effects on the event alone: a simulated street, or plain distance filtering and reverb."""
+    if bank and rng.random() < p.p_street:
+        return through_street(event, bank[int(rng.integers(len(bank)))])
     x = event.copy()
     if rng.random() < p.p_lowpass:
         x = lowpass(x, _uniform(rng, p.lowpass_hz))
@@ -102,13 +147,14 @@ def mix_event(
     pool: list[Float],
     rng: np.random.Generator,
     p: AugmentParams,
+    bank: Sequence[Float] = (),
 ) -> tuple[Int16Array, int]:
     """Place the (transformed) event in ambience; returns the int16 clip and the sample offset of the event.
 
     ``event_onset`` is where the event's main onset lies inside ``event``; with probability
     ``p_start_with_event`` the lead-in is cropped so the clip starts right at (or just before) that onset.
     """
-    x = transform_event(event, rng, p)
+    x = transform_event(event, rng, p, bank)
     if rng.random() < p.p_start_with_event:
         crop = max(0, event_onset - int(rng.integers(0, 400)))
         x = x[crop:]

@@ -41,7 +41,7 @@ from tqdm import tqdm
 from edge.dsp.logmel import FloatArray, FrontEndParams, LogMel
 from edge.dsp.onset import GateParams
 from edge.evaluate import metrics
-from tools.augment import AugmentParams, Float, mix_event, to_float
+from tools.augment import AugmentParams, Float, burst, mix_event, street_bank, to_float
 from tools.dataset import (
     AMBIENCE,
     DataError,
@@ -101,6 +101,13 @@ class Recipe:
     label_smoothing: float = 0.05
     spec_mask: bool = True
     """SpecAugment-style masks: one band of up to 8 mel bins, one stretch of up to 6 frames after the onset."""
+    street_irs: int = 0
+    """Simulated street impulse responses events are heard through (``AugmentParams.p_street``); 0: none."""
+    p_burst: float = 0.0
+    """Share of augmented gunshot copies turned into a burst of fire before the channel effects."""
+    burst_rounds: tuple[int, int] = (2, 8)
+    burst_spacing_s: tuple[float, float] = (0.05, 0.4)
+    """Full-auto (10-20 rounds/s) to semi-auto spacing."""
 
 
 QUICK = Recipe(epochs=1, gun_aug=2, hard_aug=1, other_aug=0, max_neg_per_file=20, spec_mask=False)
@@ -140,6 +147,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="train on every group, no validation (the final model after tools.kfold); needs --threshold",
     )
     ap.add_argument("--threshold", type=float, default=None, help="detection threshold written with --all-groups")
+    ap.add_argument(
+        "--street-irs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="hear 35 %% of augmented events through one of N simulated street canyons (edge.scene; default 0: off)",
+    )
+    ap.add_argument(
+        "--bursts",
+        type=float,
+        default=None,
+        metavar="P",
+        help="turn a share P of augmented gunshot copies into bursts of 2-8 rounds 50-400 ms apart (default 0: off)",
+    )
     ap.add_argument("--name", default="gunshot", help="file stem of the exported model (default gunshot)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -185,6 +206,8 @@ class Context:
     gate: GateParams
     aug: AugmentParams
     pool: list[Float]
+    bank: list[Float]
+    """Street impulse responses (:func:`tools.augment.street_bank`)."""
 
 
 _CTX: Context | None = None
@@ -215,9 +238,13 @@ def _gunshot_examples(item: Item, audio: npt.NDArray[np.int16], ctx: Context, rn
     tolerance = r.match_tolerance_s * logmel.params.sample_rate
     event = to_float(audio)
     for _ in range(r.gun_aug):
-        clip, offset = mix_event(event, main, ctx.pool, rng, ctx.aug)
+        fired, onsets = event, known
+        if rng.random() < r.p_burst:
+            fired, copies = burst(event, rng, r.burst_rounds, r.burst_spacing_s)
+            onsets = (known[None, :] + copies[:, None]).ravel()
+        clip, offset = mix_event(fired, main, ctx.pool, rng, ctx.aug, ctx.bank)
         found = [
-            c.onset for c in gate_candidates(clip, ctx.gate) if np.min(np.abs(known + offset - c.onset)) <= tolerance
+            c.onset for c in gate_candidates(clip, ctx.gate) if np.min(np.abs(onsets + offset - c.onset)) <= tolerance
         ]
         ex.add(patches_at(clip, found, logmel), True, "gun_urban", item.label)
     return ex
@@ -233,7 +260,7 @@ def _negative_examples(item: Item, audio: npt.NDArray[np.int16], ctx: Context, r
     n_aug = r.hard_aug if item.is_hard_negative else r.other_aug
     event = to_float(audio)
     for _ in range(n_aug):
-        clip, _offset = mix_event(event, 0, ctx.pool, rng, ctx.aug)
+        clip, _offset = mix_event(event, 0, ctx.pool, rng, ctx.aug, ctx.bank)
         onsets = _cap([c.onset for c in gate_candidates(clip, ctx.gate)], r.max_neg_per_file // 3, rng)
         ex.add(patches_at(clip, onsets, logmel), False, category, item.label)
     return ex
@@ -716,6 +743,10 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
         recipe = Recipe(**{**asdict(recipe), "epochs": args.epochs})
     if args.arch is not None:
         recipe = Recipe(**{**asdict(recipe), "arch": args.arch, "widths": ARCHITECTURES[args.arch]})
+    if args.street_irs is not None:
+        recipe = Recipe(**{**asdict(recipe), "street_irs": args.street_irs})
+    if args.bursts is not None:
+        recipe = Recipe(**{**asdict(recipe), "p_burst": args.bursts})
     fe, gate = FrontEndParams(), GateParams()
     split_seed = args.seed if args.split_seed is None else args.split_seed
     split_method = "groups chosen by the caller (tools.kfold: one fold held out)"
@@ -728,7 +759,8 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
     val = [i for i in items if i.group in val_set]
     log.info("%d files: %d train, %d validation (%d groups)", len(items), len(train), len(val), len(val_groups))
 
-    ctx = Context(args.data, recipe, gate, AugmentParams(), load_ambience(train, args.data))
+    bank = street_bank(recipe.street_irs, args.seed)
+    ctx = Context(args.data, recipe, gate, AugmentParams(), load_ambience(train, args.data), bank)
     examples = training_examples(train, ctx, args.seed, args.workers)
     x, y = examples.arrays(fe)
     if len(x) == 0 or y.min() == y.max():

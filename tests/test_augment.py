@@ -1,0 +1,55 @@
+"""tools.augment: the street channel and synthetic bursts keep onsets where training expects them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("scipy", reason="the train extra is not installed")
+
+from tools.augment import SR, AugmentParams, burst, mix_event, street_bank, through_street
+
+
+def click(n: int = 4000, at: int = 1000) -> np.ndarray:
+    x = np.zeros(n, np.float32)
+    x[at] = 0.5
+    return x
+
+
+def test_street_bank_is_seeded_and_its_direct_sound_has_unit_gain() -> None:
+    a, b = street_bank(3, seed=7), street_bank(3, seed=7)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not np.array_equal(street_bank(1, seed=8)[0], a[0])
+    for ir in a:
+        # the direct sound (gain 1, a little spread by air absorption and the ADC band) leads; the ground
+        # reflection can add up to as much again within a few samples when the source is far
+        assert int(np.argmax(np.abs(ir))) < 16 and 0.5 < float(np.abs(ir).max()) < 2.0
+        # then echoes and a diffuse tail: far more energy than the direct sound alone
+        assert float(np.sum(ir[64:] ** 2)) > 0.1 * float(np.sum(ir[:64] ** 2))
+
+
+def test_through_street_keeps_the_onset_and_adds_a_bounded_tail() -> None:
+    ir = street_bank(1, seed=1)[0]
+    out = through_street(click(), ir, tail_s=0.5)
+    assert len(out) == 4000 + min(len(ir) - 1, SR // 2)
+    assert np.all(np.abs(out[:1000]) < 1e-6)  # nothing before the event's onset
+    assert int(np.argmax(np.abs(out) > 0.05 * np.abs(out).max())) in range(1000, 1008)
+
+
+def test_burst_places_copies_at_the_offsets_it_returns() -> None:
+    rng = np.random.default_rng(0)
+    out, offsets = burst(click(), rng, rounds=(5, 5), spacing_s=(0.06, 0.06))
+    assert len(offsets) == 5 and offsets[0] == 0
+    assert np.all(np.abs(np.diff(offsets) - 0.06 * SR) <= 0.05 * 0.06 * SR + 1)
+    peaks = np.flatnonzero(out > 0.1)
+    assert peaks.tolist() == (1000 + offsets).tolist()
+    assert np.all((out[peaks] <= 0.5 + 1e-6) & (out[peaks] >= 0.5 * 10 ** (-4 / 20) - 1e-6))
+
+
+def test_mix_event_without_a_bank_draws_as_before() -> None:
+    """An empty street bank consumes no random numbers, so recipes without it reproduce old clips exactly."""
+    params = AugmentParams()
+    pool = [np.random.default_rng(3).standard_normal(SR).astype(np.float32) * 0.01]
+    a = mix_event(click(), 1000, pool, np.random.default_rng(5), params)
+    b = mix_event(click(), 1000, pool, np.random.default_rng(5), params, ())
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1]
