@@ -124,6 +124,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--split-seed", type=int, default=None, help="seed of the group split (default: --seed)")
     ap.add_argument("--ensemble", type=int, default=1, help="CNNs averaged (logits) into one exported model")
     ap.add_argument("--arch", choices=sorted(ARCHITECTURES), default=None, help="network (default: the recipe's)")
+    ap.add_argument(
+        "--widths",
+        type=lambda text: tuple(int(w) for w in text.split(",")),
+        default=None,
+        metavar="W,W,...",
+        help="channel widths of the network's blocks (default: the architecture's, e.g. sepcnn 16,32,64,96)",
+    )
     ap.add_argument("--epochs", type=int, default=None, help=f"training epochs (default {Recipe.epochs})")
     ap.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
     ap.add_argument("--quick", action="store_true", help="tiny run for smoke tests (few examples, one epoch)")
@@ -743,6 +750,8 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
         recipe = Recipe(**{**asdict(recipe), "epochs": args.epochs})
     if args.arch is not None:
         recipe = Recipe(**{**asdict(recipe), "arch": args.arch, "widths": ARCHITECTURES[args.arch]})
+    if args.widths is not None:
+        recipe = Recipe(**{**asdict(recipe), "widths": args.widths})
     if args.street_irs is not None:
         recipe = Recipe(**{**asdict(recipe), "street_irs": args.street_irs})
     if args.bursts is not None:
