@@ -108,6 +108,8 @@ class Recipe:
     burst_rounds: tuple[int, int] = (2, 8)
     burst_spacing_s: tuple[float, float] = (0.05, 0.4)
     """Full-auto (10-20 rounds/s) to semi-auto spacing."""
+    weighted_as_hard: tuple[str, ...] = ()
+    """Further negative labels weighted as hard negatives (one equal share each), e.g. impulsive ambience."""
 
 
 QUICK = Recipe(epochs=1, gun_aug=2, hard_aug=1, other_aug=0, max_neg_per_file=20, spec_mask=False)
@@ -168,6 +170,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="P",
         help="turn a share P of augmented gunshot copies into bursts of 2-8 rounds 50-400 ms apart (default 0: off)",
     )
+    ap.add_argument(
+        "--weight-as-hard",
+        type=lambda text: tuple(label for label in text.split(",") if label),
+        default=None,
+        metavar="LABEL,...",
+        help="negative labels to weight like hard negatives in training, e.g. rain (default: none)",
+    )
     ap.add_argument("--name", default="gunshot", help="file stem of the exported model (default gunshot)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -221,10 +230,10 @@ _CTX: Context | None = None
 """Set before the worker pool forks, so workers share the ambience pool without pickling it."""
 
 
-def _category(item: Item) -> str:
+def _category(item: Item, recipe: Recipe) -> str:
     if item.is_gunshot:
         return "gun_urban" if item.urban else "gun_forest"
-    return "hard" if item.is_hard_negative else "other"
+    return "hard" if item.is_hard_negative or item.label in recipe.weighted_as_hard else "other"
 
 
 def _cap(onsets: list[int], cap: int, rng: np.random.Generator) -> list[int]:
@@ -237,7 +246,7 @@ def _gunshot_examples(item: Item, audio: npt.NDArray[np.int16], ctx: Context, rn
     r, ex, logmel = ctx.recipe, Examples(), LogMel()
     within = r.gun_within_db if item.urban else r.forest_within_db
     shots = loud_candidates(gate_candidates(audio, ctx.gate), within)
-    ex.add(patches_at(audio, [c.onset for c in shots], logmel), True, _category(item), item.label)
+    ex.add(patches_at(audio, [c.onset for c in shots], logmel), True, _category(item, ctx.recipe), item.label)
     if not item.urban or not shots:
         return ex
     main = max(shots, key=lambda c: c.block_dbfs).onset
@@ -259,7 +268,7 @@ def _gunshot_examples(item: Item, audio: npt.NDArray[np.int16], ctx: Context, rn
 
 def _negative_examples(item: Item, audio: npt.NDArray[np.int16], ctx: Context, rng: np.random.Generator) -> Examples:
     r, ex, logmel = ctx.recipe, Examples(), LogMel()
-    category = _category(item)
+    category = _category(item, ctx.recipe)
     onsets = _cap([c.onset for c in gate_candidates(audio, ctx.gate)], r.max_neg_per_file, rng)
     ex.add(patches_at(audio, onsets, logmel), False, category, item.label)
     if not item.urban or item.label in AMBIENCE or item.label == "other":
@@ -752,6 +761,8 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
         recipe = Recipe(**{**asdict(recipe), "arch": args.arch, "widths": ARCHITECTURES[args.arch]})
     if args.widths is not None:
         recipe = Recipe(**{**asdict(recipe), "widths": args.widths})
+    if args.weight_as_hard is not None:
+        recipe = Recipe(**{**asdict(recipe), "weighted_as_hard": args.weight_as_hard})
     if args.street_irs is not None:
         recipe = Recipe(**{**asdict(recipe), "street_irs": args.street_irs})
     if args.bursts is not None:
