@@ -28,19 +28,26 @@ CHUNK = 1_600
 """Samples per microphone chunk (100 ms), as on the unit."""
 
 
-def _rss_now_mb() -> float:
-    """Current resident set (VmRSS) in MB, or NaN off Linux."""
+def _status_mb(field: str) -> float:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in MB, or NaN off Linux."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024.0
     except OSError:
         pass
     return float("nan")
 
 
+def _rss_now_mb() -> float:
+    return _status_mb("VmRSS")
+
+
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    """Peak resident set of this process image. Not ``ru_maxrss``: Linux carries that across exec from the forked
+    parent, so a bench parent holding large streams would show up as the unit's peak."""
+    peak = _status_mb("VmHWM")
+    return peak if peak == peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
 def _wav_chunks(path: str) -> Iterator[Int16Array]:
