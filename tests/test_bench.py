@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from edge.audio.source import SAMPLE_RATE as SR
 from tools.bench import main
-from tools.bench.proc import REPO
+from tools.bench.proc import REPO, run_pinned
 from tools.bench.report import PI_FACTORS, format_report
 from tools.bench.streams import build_streams
 
@@ -53,3 +54,20 @@ def test_bench_report_structure(capsys: pytest.CaptureFixture[str]) -> None:
 def test_missing_model_is_an_error_not_a_crash(tmp_path: Path) -> None:
     argv = ["--synthetic", "--minutes", "0.05", "--no-peers", "--model", str(tmp_path / "none.tflite")]
     assert main(argv) == 2
+
+
+def test_a_measured_process_reports_its_own_peak_memory_and_exit_code() -> None:
+    """The bench itself may hold hundreds of MB of streams; none of it may show up as the child's peak RSS
+    (Linux carries a forking parent's resident set into the child's ru_maxrss across exec)."""
+    held = np.ones(300 * 2**20 // 8)  # 300 MB touched in this process
+    child = "import sys; x = bytearray(60 * 2**20); sys.stdout.write('hi'); sys.exit(3)"
+    proc = run_pinned([sys.executable, "-c", child], cpu=None, timeout_s=60)
+    assert held.sum() > 0
+    assert (proc.returncode, proc.stdout) == (3, "hi")
+    assert 60.0 < proc.peak_rss_mb < 150.0
+    assert proc.cpu_s > 0.0
+
+
+def test_a_process_over_its_time_is_killed() -> None:
+    proc = run_pinned([sys.executable, "-c", "import time; time.sleep(30)"], cpu=None, timeout_s=0.5)
+    assert proc.returncode != 0
