@@ -27,7 +27,7 @@ class FrontEndParams:
     """Samples per FFT frame (32 ms)."""
     hop: int = 160
     """Samples between frames (10 ms)."""
-    n_mels: int = 64
+    n_mels: int = 40
     fmin_hz: float = 60.0
     fmax_hz: float = 7_800.0
     pre_s: float = 0.10
