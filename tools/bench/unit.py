@@ -8,6 +8,7 @@ and ``edge.audio.source`` at module level; the pipeline is imported inside the c
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import sys
@@ -47,7 +48,7 @@ def _peak_rss_mb() -> float:
     """Peak resident set of this process image. Not ``ru_maxrss``: Linux carries that across exec from the forked
     parent, so a bench parent holding large streams would show up as the unit's peak."""
     peak = _status_mb("VmHWM")
-    return peak if peak == peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 if math.isnan(peak) else peak  # KiB on Linux
 
 
 def _wav_chunks(path: str) -> Iterator[Int16Array]:
