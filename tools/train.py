@@ -30,7 +30,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -750,23 +750,24 @@ def _representative(x: FloatArray, y: npt.NDArray[np.float32], n: int, seed: int
     return x[np.concatenate(take)] if take else x[:n]
 
 
+def recipe_from_args(args: argparse.Namespace) -> Recipe:
+    """The recipe (``--quick``'s or the default) with the options given on the command line."""
+    given = {
+        "epochs": args.epochs,
+        "arch": args.arch,
+        "widths": args.widths or (ARCHITECTURES[args.arch] if args.arch else None),
+        "weighted_as_hard": args.weight_as_hard,
+        "street_irs": args.street_irs,
+        "p_burst": args.bursts,
+    }
+    return replace(QUICK if args.quick else Recipe(), **{k: v for k, v in given.items() if v is not None})
+
+
 def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> dict[str, Any]:
     """Train and export one model; validation on ``val_groups`` (default: ``--all-groups`` or the seeded split)."""
     started = time.monotonic()
     items = read_manifest(args.data)
-    recipe = QUICK if args.quick else Recipe()
-    if args.epochs is not None:
-        recipe = Recipe(**{**asdict(recipe), "epochs": args.epochs})
-    if args.arch is not None:
-        recipe = Recipe(**{**asdict(recipe), "arch": args.arch, "widths": ARCHITECTURES[args.arch]})
-    if args.widths is not None:
-        recipe = Recipe(**{**asdict(recipe), "widths": args.widths})
-    if args.weight_as_hard is not None:
-        recipe = Recipe(**{**asdict(recipe), "weighted_as_hard": args.weight_as_hard})
-    if args.street_irs is not None:
-        recipe = Recipe(**{**asdict(recipe), "street_irs": args.street_irs})
-    if args.bursts is not None:
-        recipe = Recipe(**{**asdict(recipe), "p_burst": args.bursts})
+    recipe = recipe_from_args(args)
     fe, gate = FrontEndParams(), GateParams()
     split_seed = args.seed if args.split_seed is None else args.split_seed
     split_method = "groups chosen by the caller (tools.kfold: one fold held out)"
