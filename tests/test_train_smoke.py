@@ -53,6 +53,16 @@ def _write_data(root: Path) -> Path:
     return data
 
 
+def _write_teacher(data: Path, path: Path) -> Path:
+    """Teacher features for every file of the manifest: a noisy hint of the label in 8 class scores."""
+    rng = np.random.default_rng(0)
+    paths = [line.split("\t")[0] for line in (data / "manifest.tsv").read_text().splitlines()[1:]]
+    hint = np.array([p.startswith("gunshot") for p in paths], float)[:, None]
+    features = 1 / (1 + np.exp(-(2 * hint - 1 + rng.standard_normal((len(paths), 8)))))
+    np.savez_compressed(path, paths=np.array(paths), features=features.astype(np.float32))
+    return path
+
+
 def test_missing_data_folder_gives_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert train.main(["--data", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
@@ -63,6 +73,7 @@ def test_quick_training_exports_a_loadable_model(tmp_path: Path) -> None:
     data = _write_data(tmp_path)
     out = tmp_path / "models"
     augment = ["--street-irs", "2", "--bursts", "0.5"]  # exercises the street channel and bursts
+    teacher = _write_teacher(data, tmp_path / "teacher.npz")
     code = train.main(
         [
             "--data",
@@ -77,10 +88,13 @@ def test_quick_training_exports_a_loadable_model(tmp_path: Path) -> None:
             "--seed",
             "1",
             *augment,
+            "--teacher",
+            str(teacher),
         ]
     )
     assert code == 0
     meta = json.loads((out / "gunshot.json").read_text())
+    assert meta["teacher"]["weight"] == 0.5 and meta["teacher"]["features"] == "teacher.npz"
     assert meta["output"] == "logit"
     assert meta["front_end"] == FrontEndParams().to_dict()
     assert meta["split"]["val_groups"], "the split must record its validation groups"

@@ -177,6 +177,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="LABEL,...",
         help="negative labels to weight like hard negatives in training, e.g. rain (default: none)",
     )
+    ap.add_argument(
+        "--teacher",
+        type=Path,
+        default=None,
+        metavar="NPZ",
+        help="distil: mix a teacher's score into each training file's target (features from python -m tools.teacher)",
+    )
+    ap.add_argument(
+        "--teacher-weight",
+        type=float,
+        default=0.5,
+        metavar="A",
+        help="share of the teacher's score in the target, the rest is the label (default 0.5)",
+    )
     ap.add_argument("--name", default="gunshot", help="file stem of the exported model (default gunshot)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -194,20 +208,24 @@ class Examples:
     y: list[npt.NDArray[np.float32]] = field(default_factory=list)
     category: list[str] = field(default_factory=list)
     label: list[str] = field(default_factory=list)
+    source: list[str] = field(default_factory=list)
+    """The manifest path each patch was cut from (or its augmented copy)."""
 
-    def add(self, patches: FloatArray, positive: bool, category: str, label: str) -> None:
+    def add(self, patches: FloatArray, positive: bool, category: str, item: Item) -> None:
         if len(patches) == 0:
             return
         self.x.append(patches)
         self.y.append(np.full(len(patches), 1.0 if positive else 0.0, dtype=np.float32))
         self.category.extend([category] * len(patches))
-        self.label.extend([label] * len(patches))
+        self.label.extend([item.label] * len(patches))
+        self.source.extend([item.path] * len(patches))
 
     def extend(self, other: Examples) -> None:
         self.x += other.x
         self.y += other.y
         self.category += other.category
         self.label += other.label
+        self.source += other.source
 
     def arrays(self, fe: FrontEndParams) -> tuple[FloatArray, npt.NDArray[np.float32]]:
         if not self.x:
@@ -246,7 +264,7 @@ def _gunshot_examples(item: Item, audio: npt.NDArray[np.int16], ctx: Context, rn
     r, ex, logmel = ctx.recipe, Examples(), LogMel()
     within = r.gun_within_db if item.urban else r.forest_within_db
     shots = loud_candidates(gate_candidates(audio, ctx.gate), within)
-    ex.add(patches_at(audio, [c.onset for c in shots], logmel), True, _category(item, ctx.recipe), item.label)
+    ex.add(patches_at(audio, [c.onset for c in shots], logmel), True, _category(item, ctx.recipe), item)
     if not item.urban or not shots:
         return ex
     main = max(shots, key=lambda c: c.block_dbfs).onset
@@ -262,7 +280,7 @@ def _gunshot_examples(item: Item, audio: npt.NDArray[np.int16], ctx: Context, rn
         found = [
             c.onset for c in gate_candidates(clip, ctx.gate) if np.min(np.abs(onsets + offset - c.onset)) <= tolerance
         ]
-        ex.add(patches_at(clip, found, logmel), True, "gun_urban", item.label)
+        ex.add(patches_at(clip, found, logmel), True, "gun_urban", item)
     return ex
 
 
@@ -270,7 +288,7 @@ def _negative_examples(item: Item, audio: npt.NDArray[np.int16], ctx: Context, r
     r, ex, logmel = ctx.recipe, Examples(), LogMel()
     category = _category(item, ctx.recipe)
     onsets = _cap([c.onset for c in gate_candidates(audio, ctx.gate)], r.max_neg_per_file, rng)
-    ex.add(patches_at(audio, onsets, logmel), False, category, item.label)
+    ex.add(patches_at(audio, onsets, logmel), False, category, item)
     if not item.urban or item.label in AMBIENCE or item.label == "other":
         return ex
     n_aug = r.hard_aug if item.is_hard_negative else r.other_aug
@@ -278,7 +296,7 @@ def _negative_examples(item: Item, audio: npt.NDArray[np.int16], ctx: Context, r
     for _ in range(n_aug):
         clip, _offset = mix_event(event, 0, ctx.pool, rng, ctx.aug, ctx.bank)
         onsets = _cap([c.onset for c in gate_candidates(clip, ctx.gate)], r.max_neg_per_file // 3, rng)
-        ex.add(patches_at(clip, onsets, logmel), False, category, item.label)
+        ex.add(patches_at(clip, onsets, logmel), False, category, item)
     return ex
 
 
@@ -750,6 +768,35 @@ def _representative(x: FloatArray, y: npt.NDArray[np.float32], n: int, seed: int
     return x[np.concatenate(take)] if take else x[:n]
 
 
+def distilled_targets(
+    y: npt.NDArray[np.float32], sources: list[str], train: list[Item], args: argparse.Namespace
+) -> tuple[npt.NDArray[np.float32], dict[str, Any] | None]:
+    """Each patch's training target: its label, or with ``--teacher`` the label mixed with its file's teacher score
+    (:func:`tools.teacher.cross_fitted_scores`: the probe scoring a file never saw that file's group)."""
+    if args.teacher is None:
+        return y, None
+    from tools.teacher import cross_fitted_scores, random_folds, read_features
+
+    try:
+        features = read_features(args.teacher)
+        fold = random_folds([i.group for i in train], seed=args.seed)
+        scores = cross_fitted_scores(features, [i.path for i in train], [i.is_gunshot for i in train], fold)
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"teacher features {args.teacher}: {exc}") from exc
+    a = args.teacher_weight
+    targets = ((1 - a) * y + a * np.array([scores[s] for s in sources])).astype(np.float32)
+    gun = [scores[i.path] for i in train if i.is_gunshot]
+    neg = [scores[i.path] for i in train if not i.is_gunshot]
+    info = {
+        "features": args.teacher.name,
+        "features_sha256": file_sha256(args.teacher),
+        "weight": a,
+        "cross_fitted_auc_train": _r(metrics.auc(gun, neg)),
+    }
+    log.info("teacher: %s", info)
+    return targets, info
+
+
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
     """The recipe (``--quick``'s or the default) with the options given on the command line."""
     given = {
@@ -790,12 +837,13 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
     n_patches = {c: int(sum(1 for k in examples.category if k == c)) for c in sorted(set(examples.category))}
     log.info("training patches: %s (positives %d)", n_patches, int(y.sum()))
     val_patches = validation_patches(val, args.data, gate, args.workers)
+    targets, teacher = distilled_targets(y, examples.source, train, args)
 
     mining: dict[str, Any] | None = None
     if args.mine_hard_negatives > 0:
         seed_everything(args.seed, args.threads)
         first = build_model(fe, recipe.arch, recipe.widths)
-        first_steps = fit(first, x, y, w, recipe, recipe.epochs, args.mine_steps or args.max_steps, args.seed)
+        first_steps = fit(first, x, targets, w, recipe, recipe.epochs, args.mine_steps or args.max_steps, args.seed)
         first_res = evaluate(val, file_scores(val_patches, functools.partial(keras_logits, first))) if val else {}
         scores = keras_logits(first, x)
         w, mined = mine_hard_negatives(scores, y, w, args.mine_hard_negatives, args.mine_weight)
@@ -820,7 +868,7 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
         member_seed = args.seed + k
         seed_everything(member_seed, args.threads)
         member = build_model(fe, recipe.arch, recipe.widths, prefix=f"m{k}_" if args.ensemble > 1 else "")
-        steps = fit(member, x, y, w, recipe, recipe.epochs, args.max_steps, member_seed)
+        steps = fit(member, x, targets, w, recipe, recipe.epochs, args.max_steps, member_seed)
         members.append(member)
         if args.ensemble > 1 and val:
             res = evaluate(val, file_scores(val_patches, functools.partial(keras_logits, member)))
@@ -856,6 +904,8 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
         result=result,
         train_seconds=time.monotonic() - started,
     )
+    if teacher:
+        meta["teacher"] = teacher
     model_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
 

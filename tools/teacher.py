@@ -1,0 +1,188 @@
+"""A teacher for distillation: a linear probe on two large AudioSet peers' class scores.
+
+Step 1 runs under the peers' venv (it needs their runtimes) and writes one feature vector per manifest file:
+YAMNet's 521 and EfficientAT mn04's 527 AudioSet class scores, each the maximum over the file's windows::
+
+    cd polewatch && /tmp/peers-venv/bin/python -m tools.teacher --data ../shared/data/audio \
+        --peers-dir ../shared/peers --out /tmp/teacher.npz
+
+Step 2 happens inside ``tools.train --teacher FILE``: :func:`cross_fitted_scores` fits an L2 logistic regression on
+the training groups' features and scores each training file with a probe that never saw that file's group.
+``python -m tools.teacher --data DIR --cv FILE`` reports the probe's own cross-validation over ``tools.kfold``'s
+folds. Both peers are permissively licensed (YAMNet Apache-2.0, EfficientAT MIT); their code and weights stay in
+the peers folder and are loaded from there at run time, never copied here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+YAMNET_WINDOW, YAMNET_HOP = 15_600, 7_680
+"""YAMNet's own patch (0.975 s) and hop (0.48 s) at 16 kHz."""
+EAT_RATE, EAT_WINDOW, EAT_HOP = 32_000, 64_000, 32_000
+"""EfficientAT's rate and the peers runner's default 2 s window, 1 s hop."""
+
+
+def _peer(peers_dir: Path, module: str) -> Any:
+    sys.path.insert(0, str(peers_dir))
+    return importlib.import_module(module)
+
+
+def _yamnet_scores(peers_dir: Path) -> Any:
+    pc = _peer(peers_dir, "peers_common")
+    interp, _backend = pc.tflite_interpreter(str(peers_dir / "models" / "yamnet" / "yamnet.tflite"), 1)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+
+    def scores(path: Path) -> npt.NDArray[np.float32]:
+        x, _sr = pc.load_audio(str(path), 16_000)
+        x = np.pad(x, (0, max(0, YAMNET_WINDOW - len(x))))
+        rows = []
+        for start in range(0, len(x) - YAMNET_WINDOW + 1, YAMNET_HOP):
+            interp.set_tensor(inp["index"], x[start : start + YAMNET_WINDOW].reshape(inp["shape"]).astype(np.float32))
+            interp.invoke()
+            rows.append(interp.get_tensor(out["index"]).reshape(-1).copy())
+        return np.max(rows, axis=0).astype(np.float32)
+
+    return scores
+
+
+def _efficientat_scores(peers_dir: Path) -> Any:
+    import onnxruntime as ort
+
+    pc, eat = _peer(peers_dir, "peers_common"), _peer(peers_dir, "run_efficientat")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(peers_dir / "models" / "efficientat" / "mn04_as.onnx"), options)
+    name = session.get_inputs()[0].name
+
+    def scores(path: Path) -> npt.NDArray[np.float32]:
+        x, _sr = pc.load_audio(str(path), EAT_RATE)
+        rows = [
+            session.run(None, {name: eat.log_mel(w)[None, None]})[0][0]
+            for _start, w in pc.windows(x, EAT_WINDOW, EAT_HOP, min_last=EAT_RATE // 4)
+        ]
+        return np.max(rows, axis=0).astype(np.float32)
+
+    return scores
+
+
+def extract(data: Path, peers_dir: Path, out: Path) -> int:
+    from tqdm import tqdm
+
+    from tools.dataset import read_manifest
+
+    items = read_manifest(data)
+    yamnet, efficientat = _yamnet_scores(peers_dir), _efficientat_scores(peers_dir)
+    features = [
+        np.concatenate([yamnet(data / i.path), efficientat(data / i.path)])
+        for i in tqdm(items, desc="teacher features", unit="file")
+    ]
+    np.savez_compressed(out, paths=np.array([i.path for i in items]), features=np.array(features, np.float32))
+    print(f"wrote {out}: {len(items)} files x {len(features[0])} class scores")
+    return 0
+
+
+# --------------------------------------------------------------------------- the probe (runs in the project's venv)
+
+
+def read_features(path: Path) -> dict[str, npt.NDArray[np.float32]]:
+    with np.load(path) as f:
+        return dict(zip((str(p) for p in f["paths"]), f["features"], strict=True))
+
+
+def _logit(p: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    q = np.clip(p.astype(np.float64), 1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q))
+
+
+def fit_probe(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], l2: float = 0.3, steps: int = 400) -> Any:
+    """Class-balanced L2 logistic regression on standardised features (Adam, full batch); returns logit(x)."""
+    mu, sd = x.mean(axis=0), x.std(axis=0) + 1e-6
+    z = (x - mu) / sd
+    w = np.where(y > 0.5, 0.5 / max(y.mean(), 1e-9), 0.5 / max(1 - y.mean(), 1e-9)) / len(y)
+    theta = np.zeros(z.shape[1] + 1)
+    m, v = np.zeros_like(theta), np.zeros_like(theta)
+    for t in range(1, steps + 1):
+        p = 1 / (1 + np.exp(-(z @ theta[:-1] + theta[-1])))
+        grad = np.append(z.T @ (w * (p - y)) + l2 * theta[:-1] / len(y), np.sum(w * (p - y)))
+        m, v = 0.9 * m + 0.1 * grad, 0.999 * v + 0.001 * grad**2
+        theta -= 0.05 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+    return lambda x_new: ((x_new - mu) / sd) @ theta[:-1] + theta[-1]
+
+
+def random_folds(groups: Sequence[str], folds: int = 5, seed: int = 0) -> npt.NDArray[np.int64]:
+    """Each file's fold: its group's, groups dealt to folds by a seeded permutation."""
+    names = sorted(set(groups))
+    fold_of = dict(zip(names, np.random.default_rng(seed).permutation(len(names)) % folds, strict=True))
+    return np.array([fold_of[g] for g in groups], dtype=np.int64)
+
+
+def cross_fitted_scores(
+    features: dict[str, npt.NDArray[np.float32]],
+    paths: Sequence[str],
+    labels: Sequence[bool],
+    fold: Sequence[int] | npt.NDArray[np.int64],
+) -> dict[str, float]:
+    """Teacher probability for each file from a probe fitted on the files of every other fold."""
+    missing = [p for p in paths if p not in features]
+    if missing:
+        raise KeyError(f"the teacher features have no entry for {len(missing)} file(s), e.g. {missing[0]}")
+    x = _logit(np.array([features[p] for p in paths]))
+    y = np.array(labels, dtype=np.float64)
+    k = np.asarray(fold)
+    out = np.zeros(len(paths))
+    for held_fold in np.unique(k):
+        held = k == held_fold
+        if (~held).any():
+            out[held] = fit_probe(x[~held], y[~held])(x[held])
+    return {p: float(1 / (1 + np.exp(-s))) for p, s in zip(paths, out, strict=True)}
+
+
+def cv_report(data: Path, features_path: Path, folds: int, seed: int) -> int:
+    """The probe's own cross-validation over ``tools.kfold``'s folds, in ``tools.kfold``'s metrics."""
+    from tools.dataset import fold_groups, read_manifest
+    from tools.train import evaluate
+
+    items = read_manifest(data)
+    fold_of = {g: k for k, groups in enumerate(fold_groups(items, folds, seed)) for g in groups}
+    scores = cross_fitted_scores(
+        read_features(features_path),
+        [i.path for i in items],
+        [i.is_gunshot for i in items],
+        [fold_of[i.group] for i in items],
+    )
+    result = evaluate(items, [scores[i.path] for i in items])
+    result["at_threshold"].pop("per_label")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tools.teacher", description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, required=True, help="folder with manifest.tsv and the audio files")
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--out", type=Path, help="extract: feature file to write (.npz); needs --peers-dir")
+    mode.add_argument("--cv", type=Path, metavar="NPZ", help="report the probe's cross-validation on these features")
+    ap.add_argument("--peers-dir", type=Path, default=None, help="the peers folder (runners and models/)")
+    ap.add_argument("--folds", type=int, default=5, help="--cv: folds, as tools.kfold (default 5)")
+    ap.add_argument("--seed", type=int, default=0, help="--cv: fold seed, as tools.kfold (default 0)")
+    args = ap.parse_args(argv)
+    if args.cv:
+        return cv_report(args.data, args.cv, args.folds, args.seed)
+    if args.peers_dir is None:
+        ap.error("--out needs --peers-dir")
+    return extract(args.data, args.peers_dir.resolve(), args.out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
