@@ -110,6 +110,14 @@ class Recipe:
     """Full-auto (10-20 rounds/s) to semi-auto spacing."""
     weighted_as_hard: tuple[str, ...] = ()
     """Further negative labels weighted as hard negatives (one equal share each), e.g. impulsive ambience."""
+    forest_negative_share: float = 0.0
+    """Share of the weight for forest negatives as a category of their own; 0: they are part of ``other``."""
+
+    @property
+    def weight_shares(self) -> dict[str, float]:
+        if self.forest_negative_share <= 0:
+            return self.shares
+        return {**self.shares, "forest_neg": self.forest_negative_share}
 
 
 QUICK = Recipe(epochs=1, gun_aug=2, hard_aug=1, other_aug=0, max_neg_per_file=20, spec_mask=False)
@@ -176,6 +184,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         metavar="LABEL,...",
         help="negative labels to weight like hard negatives in training, e.g. rain (default: none)",
+    )
+    ap.add_argument(
+        "--forest-negative-share",
+        type=float,
+        default=None,
+        metavar="S",
+        help="give forest negatives their own share S of the training weight (default 0: they count as 'other')",
     )
     ap.add_argument(
         "--teacher",
@@ -251,7 +266,9 @@ _CTX: Context | None = None
 def _category(item: Item, recipe: Recipe) -> str:
     if item.is_gunshot:
         return "gun_urban" if item.urban else "gun_forest"
-    return "hard" if item.is_hard_negative or item.label in recipe.weighted_as_hard else "other"
+    if item.is_hard_negative or item.label in recipe.weighted_as_hard:
+        return "hard"
+    return "forest_neg" if not item.urban and recipe.forest_negative_share > 0 else "other"
 
 
 def _cap(onsets: list[int], cap: int, rng: np.random.Generator) -> list[int]:
@@ -806,6 +823,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         "weighted_as_hard": args.weight_as_hard,
         "street_irs": args.street_irs,
         "p_burst": args.bursts,
+        "forest_negative_share": args.forest_negative_share,
     }
     return replace(QUICK if args.quick else Recipe(), **{k: v for k, v in given.items() if v is not None})
 
@@ -833,7 +851,7 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
     x, y = examples.arrays(fe)
     if len(x) == 0 or y.min() == y.max():
         raise DataError("training data yields no gunshot or no negative windows; check the manifest labels")
-    w = sample_weights(examples.category, examples.label, recipe.shares)
+    w = sample_weights(examples.category, examples.label, recipe.weight_shares)
     n_patches = {c: int(sum(1 for k in examples.category if k == c)) for c in sorted(set(examples.category))}
     log.info("training patches: %s (positives %d)", n_patches, int(y.sum()))
     val_patches = validation_patches(val, args.data, gate, args.workers)
