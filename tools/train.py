@@ -98,6 +98,8 @@ class Recipe:
     shares: dict[str, float] = field(
         default_factory=lambda: {"gun_urban": 0.40, "gun_forest": 0.08, "hard": 0.37, "other": 0.15}
     )
+    """Each category's share of the training weight (normalised to their sum). Forest negatives are a category of
+    their own (``forest_neg``) only when it has a share; otherwise they are part of ``other``."""
     label_smoothing: float = 0.05
     spec_mask: bool = True
     """SpecAugment-style masks: one band of up to 8 mel bins, one stretch of up to 6 frames after the onset."""
@@ -110,20 +112,29 @@ class Recipe:
     """Full-auto (10-20 rounds/s) to semi-auto spacing."""
     weighted_as_hard: tuple[str, ...] = ()
     """Further negative labels weighted as hard negatives (one equal share each), e.g. impulsive ambience."""
-    forest_negative_share: float = 0.0
-    """Share of the weight for forest negatives as a category of their own; 0: they are part of ``other``."""
-
-    @property
-    def weight_shares(self) -> dict[str, float]:
-        if self.forest_negative_share <= 0:
-            return self.shares
-        return {**self.shares, "forest_neg": self.forest_negative_share}
 
 
 QUICK = Recipe(epochs=1, gun_aug=2, hard_aug=1, other_aug=0, max_neg_per_file=20, spec_mask=False)
 
 
 # --------------------------------------------------------------------------- arguments
+
+
+CATEGORIES = ("gun_urban", "gun_forest", "hard", "other", "forest_neg")
+"""The weight categories a training file's patches belong to (:func:`_category`)."""
+
+
+def _share(text: str) -> tuple[str, float]:
+    name, _, value = text.partition("=")
+    if name not in CATEGORIES:
+        raise argparse.ArgumentTypeError(f"{name!r} is not a category; use one of {', '.join(CATEGORIES)}")
+    try:
+        share = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the share must be a number, e.g. {name}=0.04") from None
+    if share < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the share must be >= 0")
+    return name, share
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -186,11 +197,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="negative labels to weight like hard negatives in training, e.g. rain (default: none)",
     )
     ap.add_argument(
-        "--forest-negative-share",
-        type=float,
+        "--share",
+        type=_share,
+        action="append",
         default=None,
-        metavar="S",
-        help="give forest negatives their own share S of the training weight (default 0: they count as 'other')",
+        metavar="CATEGORY=S",
+        help=f"training weight share of a category ({', '.join(CATEGORIES)}; repeatable), e.g. forest_neg=0.04: "
+        "forest negatives then have a share of their own instead of being part of 'other'",
     )
     ap.add_argument(
         "--teacher",
@@ -268,7 +281,7 @@ def _category(item: Item, recipe: Recipe) -> str:
         return "gun_urban" if item.urban else "gun_forest"
     if item.is_hard_negative or item.label in recipe.weighted_as_hard:
         return "hard"
-    return "forest_neg" if not item.urban and recipe.forest_negative_share > 0 else "other"
+    return "forest_neg" if not item.urban and recipe.shares.get("forest_neg", 0.0) > 0 else "other"
 
 
 def _cap(onsets: list[int], cap: int, rng: np.random.Generator) -> list[int]:
@@ -823,7 +836,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         "weighted_as_hard": args.weight_as_hard,
         "street_irs": args.street_irs,
         "p_burst": args.bursts,
-        "forest_negative_share": args.forest_negative_share,
+        "shares": {**(QUICK if args.quick else Recipe()).shares, **dict(args.share)} if args.share else None,
     }
     return replace(QUICK if args.quick else Recipe(), **{k: v for k, v in given.items() if v is not None})
 
@@ -851,7 +864,7 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
     x, y = examples.arrays(fe)
     if len(x) == 0 or y.min() == y.max():
         raise DataError("training data yields no gunshot or no negative windows; check the manifest labels")
-    w = sample_weights(examples.category, examples.label, recipe.weight_shares)
+    w = sample_weights(examples.category, examples.label, recipe.shares)
     n_patches = {c: int(sum(1 for k in examples.category if k == c)) for c in sorted(set(examples.category))}
     log.info("training patches: %s (positives %d)", n_patches, int(y.sum()))
     val_patches = validation_patches(val, args.data, gate, args.workers)
