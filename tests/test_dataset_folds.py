@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +47,13 @@ def test_deterministic_for_a_seed_and_changes_with_it() -> None:
 def test_needs_two_folds() -> None:
     with pytest.raises(ValueError, match="at least 2"):
         fold_groups(_items(), 1, seed=0)
+
+
+def test_kfold_train_seed_retrains_the_same_folds() -> None:
+    from tools import kfold
+
+    args, extra = kfold.parse_args(["--data", "d", "--out", "o", "--seed", "2", "--train-seed", "7", "--quick"])
+    assert args.seed == 2 and extra == ["--quick"]
+    assert kfold._train_argv(args, Path("o/fold0"), extra)[4:] == ["--seed", "7", "--quick"]
+    args, extra = kfold.parse_args(["--data", "d", "--out", "o", "--seed", "2"])
+    assert kfold._train_argv(args, Path("o/fold0"), extra)[4:] == ["--seed", "2"]

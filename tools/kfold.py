@@ -46,6 +46,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     ap.add_argument("--out", type=Path, required=True, help="folder for the fold models and the CV report")
     ap.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the fold assignment and of training")
+    ap.add_argument(
+        "--train-seed", type=int, default=None, help="seed of training only (default --seed): the same folds, retrained"
+    )
     ap.add_argument("--final", type=Path, default=None, help="then train on every group and export here")
     ap.add_argument("--resume", action="store_true", help="reuse fold models already in --out")
     ap.add_argument(
@@ -63,7 +66,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
 
 
 def _train_argv(args: argparse.Namespace, out: Path, extra: Sequence[str]) -> list[str]:
-    return ["--data", str(args.data), "--out", str(out), "--seed", str(args.seed), *extra]
+    seed = args.seed if args.train_seed is None else args.train_seed
+    return ["--data", str(args.data), "--out", str(out), "--seed", str(seed), *extra]
 
 
 def train_folds(args: argparse.Namespace, folds: list[list[str]], extra: Sequence[str]) -> list[Path]:
