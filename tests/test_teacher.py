@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge.evaluate.metrics import auc
-from tools.teacher import cross_fitted_scores, fit_probe, random_folds, read_features
+from tools.teacher import cross_fitted_scores, fit_probe, main, random_folds, read_features
 
 
 def _auc(scores: np.ndarray, y: np.ndarray) -> float:
@@ -57,3 +57,11 @@ def test_random_folds_keep_a_group_together() -> None:
     fold = random_folds(groups, folds=3, seed=2)
     assert {(g, int(f)) for g, f in zip(groups, fold, strict=True)} == {(g, int(fold[groups.index(g)])) for g in groups}
     assert set(fold.tolist()) == {0, 1, 2}
+
+
+def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--data", str(tmp_path), "--out", str(tmp_path / "t.npz"), "--peers-dir", str(tmp_path)]) == 2
+    assert "yamnet.tflite" in capsys.readouterr().err
+    assert main(["--data", str(tmp_path / "nope"), "--cv", str(tmp_path / "t.npz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err

@@ -30,6 +30,7 @@ YAMNET_WINDOW, YAMNET_HOP = 15_600, 7_680
 """YAMNet's own patch (0.975 s) and hop (0.48 s) at 16 kHz."""
 EAT_RATE, EAT_WINDOW, EAT_HOP = 32_000, 64_000, 32_000
 """EfficientAT's rate and the peers runner's default 2 s window, 1 s hop."""
+PEER_MODELS = ("models/yamnet/yamnet.tflite", "models/efficientat/mn04_as.onnx")
 
 
 def _peer(peers_dir: Path, module: str) -> Any:
@@ -39,7 +40,7 @@ def _peer(peers_dir: Path, module: str) -> Any:
 
 def _yamnet_scores(peers_dir: Path) -> Any:
     pc = _peer(peers_dir, "peers_common")
-    interp, _backend = pc.tflite_interpreter(str(peers_dir / "models" / "yamnet" / "yamnet.tflite"), 1)
+    interp, _backend = pc.tflite_interpreter(str(peers_dir / PEER_MODELS[0]), 1)
     interp.allocate_tensors()
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
 
@@ -62,7 +63,7 @@ def _efficientat_scores(peers_dir: Path) -> Any:
     pc, eat = _peer(peers_dir, "peers_common"), _peer(peers_dir, "run_efficientat")
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(peers_dir / "models" / "efficientat" / "mn04_as.onnx"), options)
+    session = ort.InferenceSession(str(peers_dir / PEER_MODELS[1]), options)
     name = session.get_inputs()[0].name
 
     def scores(path: Path) -> npt.NDArray[np.float32]:
@@ -177,11 +178,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=5, help="--cv: folds, as tools.kfold (default 5)")
     ap.add_argument("--seed", type=int, default=0, help="--cv: fold seed, as tools.kfold (default 0)")
     args = ap.parse_args(argv)
-    if args.cv:
-        return cv_report(args.data, args.cv, args.folds, args.seed)
-    if args.peers_dir is None:
-        ap.error("--out needs --peers-dir")
-    return extract(args.data, args.peers_dir.resolve(), args.out)
+    from tools.dataset import DataError
+
+    try:
+        if args.cv:
+            return cv_report(args.data, args.cv, args.folds, args.seed)
+        if args.peers_dir is None:
+            ap.error("--out needs --peers-dir")
+        missing = [m for m in PEER_MODELS if not (args.peers_dir / m).is_file()]
+        if missing:
+            raise DataError(f"no {missing[0]} under {args.peers_dir}: point --peers-dir at the peers folder")
+        return extract(args.data, args.peers_dir.resolve(), args.out)
+    except ImportError as exc:
+        print(f"error: no {exc.name or exc}: run the extraction with the peers' venv python", file=sys.stderr)
+        return 2
+    except (DataError, OSError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
