@@ -829,6 +829,7 @@ def distilled_targets(
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
     """The recipe (``--quick``'s or the default) with the options given on the command line."""
+    base = QUICK if args.quick else Recipe()
     given = {
         "epochs": args.epochs,
         "arch": args.arch,
@@ -836,9 +837,9 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         "weighted_as_hard": args.weight_as_hard,
         "street_irs": args.street_irs,
         "p_burst": args.bursts,
-        "shares": {**(QUICK if args.quick else Recipe()).shares, **dict(args.share)} if args.share else None,
+        "shares": {**base.shares, **dict(args.share)} if args.share else None,
     }
-    return replace(QUICK if args.quick else Recipe(), **{k: v for k, v in given.items() if v is not None})
+    return replace(base, **{k: v for k, v in given.items() if v is not None})
 
 
 def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> dict[str, Any]:
