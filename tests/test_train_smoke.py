@@ -4,6 +4,7 @@ model that the runtime loads. Says nothing about quality (that is measured on re
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ pytest.importorskip("tqdm")
 
 from edge.detect.runtime import TfliteModel
 from edge.dsp.logmel import FrontEndParams, LogMel
+from edge.errors import ModelError
 from tools import train
 
 RATE = 16_000
@@ -111,7 +113,7 @@ def test_kfold_scores_every_file_out_of_fold_and_trains_the_final_model(tmp_path
 
     data = _write_data(tmp_path)
     out, final = tmp_path / "cv", tmp_path / "final"
-    quick = ["--quick", "--max-steps", "2", "--workers", "1", "--arch", "sepcnn"]
+    quick = ["--quick", "--max-steps", "2", "--workers", "1", "--arch", "sepcnn", "--window", "0.2,0.6"]
     code = kfold.main(["--data", str(data), "--out", str(out), "--folds", "2", "--final", str(final), *quick])
     assert code == 0
     cv = json.loads((out / "cv.json").read_text())
@@ -123,4 +125,14 @@ def test_kfold_scores_every_file_out_of_fold_and_trains_the_final_model(tmp_path
     assert meta["threshold"] == cv["metrics"]["threshold"] == meta["metrics"]["threshold"]
     assert meta["split"]["val_groups"] == [] and meta["validation"]["folds"] == 2
     assert meta["architecture"]["type"] == "sepcnn"
-    TfliteModel(final / "gunshot.tflite")  # loads: sha256 and front end match the rewritten metadata
+    window = replace(FrontEndParams(), pre_s=0.2, post_s=0.6)
+    assert meta["front_end"] == window.to_dict() and meta["input_shape"] == [1, window.n_frames, window.n_mels, 1]
+    TfliteModel(final / "gunshot.tflite", front_end=window)  # loads: sha256 and front end match the metadata
+    with pytest.raises(ModelError, match=r"post_s=0\.6"):
+        TfliteModel(final / "gunshot.tflite")  # the unit's default front end cannot feed it
+
+
+def test_a_bad_window_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        train.parse_args(["--data", "d", "--out", "o", "--window", "0.5"])
+    assert "PRE,POST" in capsys.readouterr().err

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge.detect.runtime import TfliteModel
+from edge.detect.runtime import TfliteModel, read_metadata
 from edge.evaluate import metrics
 from edge.evaluate.labels import FOREST, HARD_NEGATIVES
 from edge.evaluate.manifest import ManifestRow, read_manifest
@@ -93,6 +93,11 @@ def _clear_keras() -> None:
     keras.backend.clear_session()
 
 
+def own_front_end_model(path: Path) -> TfliteModel:
+    """A model this tool trained, loaded with the front end it was trained for (``tools.train --window``)."""
+    return TfliteModel(path, front_end=read_metadata(path).front_end)
+
+
 def score_out_of_fold(
     rows: list[ManifestRow], root: Path, folds: list[list[str]], models: list[Path], threshold: float
 ) -> list[FileResult]:
@@ -100,9 +105,10 @@ def score_out_of_fold(
     fold_of = {g: k for k, groups in enumerate(folds) for g in groups}
     by_path: dict[str, FileResult] = {}
     for k, path in enumerate(models):
-        model = TfliteModel(path)
+        model = own_front_end_model(path)
         mine = [r for r in rows if fold_of.get(r.group) == k]
-        by_path.update((r.row.path, r) for r in evaluate_files(mine, root, model, threshold))
+        results = evaluate_files(mine, root, model, threshold, front_end=model.info.front_end)
+        by_path.update((r.row.path, r) for r in results)
     unassigned = [r.path for r in rows if r.group not in fold_of]
     if unassigned:
         raise DataError(f"{len(unassigned)} manifest rows are in no fold (first: {unassigned[0]})")
@@ -199,7 +205,8 @@ def pinned_scores(model_path: Path, data: Path, threshold: float) -> dict[str, A
     not a quality figure, a fingerprint that tests/test_model_quality.py re-measures to catch a changed model
     file, front end, gate or runtime."""
     rows = [r for r in read_manifest(manifest_path(data)) if r.source != FOREST and r.label in PINNED_LABELS]
-    results = [r for r in evaluate_files(rows, data, TfliteModel(model_path), threshold) if r.ok]
+    model = own_front_end_model(model_path)
+    results = [r for r in evaluate_files(rows, data, model, threshold, front_end=model.info.front_end) if r.ok]
     gun = [r.gun_max for r in results if r.row.label == "gunshot"]
     hard = [r.gun_max for r in results if r.row.label != "gunshot"]
     return {

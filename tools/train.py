@@ -137,6 +137,23 @@ def _share(text: str) -> tuple[str, float]:
     return name, share
 
 
+def _window(text: str) -> tuple[float, float]:
+    try:
+        pre, post = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give PRE,POST in seconds, e.g. 0.25,0.75") from None
+    if not (0.0 <= pre <= 1.0 and 0.1 <= post <= 2.0):
+        raise argparse.ArgumentTypeError(f"{text!r}: PRE must be 0-1 s and POST 0.1-2 s")
+    return pre, post
+
+
+def front_end_from_args(args: argparse.Namespace) -> FrontEndParams:
+    window = getattr(args, "window", None)
+    if window is None:
+        return FrontEndParams()
+    return replace(FrontEndParams(), pre_s=window[0], post_s=window[1])
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m tools.train", description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="folder with manifest.tsv and the FLAC files")
@@ -219,6 +236,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="A",
         help="share of the teacher's score in the target, the rest is the label (default 0.5)",
     )
+    ap.add_argument(
+        "--window",
+        type=_window,
+        default=None,
+        metavar="PRE,POST",
+        help="classifier window in seconds before and after the onset (default: the front end's "
+        f"{FrontEndParams().pre_s},{FrontEndParams().post_s}); the model then needs a unit with that front end",
+    )
     ap.add_argument("--name", default="gunshot", help="file stem of the exported model (default gunshot)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -270,6 +295,7 @@ class Context:
     pool: list[Float]
     bank: list[Float]
     """Street impulse responses (:func:`tools.augment.street_bank`)."""
+    front_end: FrontEndParams
 
 
 _CTX: Context | None = None
@@ -291,7 +317,7 @@ def _cap(onsets: list[int], cap: int, rng: np.random.Generator) -> list[int]:
 
 
 def _gunshot_examples(item: Item, audio: npt.NDArray[np.int16], ctx: Context, rng: np.random.Generator) -> Examples:
-    r, ex, logmel = ctx.recipe, Examples(), LogMel()
+    r, ex, logmel = ctx.recipe, Examples(), LogMel(ctx.front_end)
     within = r.gun_within_db if item.urban else r.forest_within_db
     shots = loud_candidates(gate_candidates(audio, ctx.gate), within)
     ex.add(patches_at(audio, [c.onset for c in shots], logmel), True, _category(item, ctx.recipe), item)
@@ -315,7 +341,7 @@ def _gunshot_examples(item: Item, audio: npt.NDArray[np.int16], ctx: Context, rn
 
 
 def _negative_examples(item: Item, audio: npt.NDArray[np.int16], ctx: Context, rng: np.random.Generator) -> Examples:
-    r, ex, logmel = ctx.recipe, Examples(), LogMel()
+    r, ex, logmel = ctx.recipe, Examples(), LogMel(ctx.front_end)
     category = _category(item, ctx.recipe)
     onsets = _cap([c.onset for c in gate_candidates(audio, ctx.gate)], r.max_neg_per_file, rng)
     ex.add(patches_at(audio, onsets, logmel), False, category, item)
@@ -367,15 +393,17 @@ def training_examples(train: list[Item], ctx: Context, seed: int, workers: int) 
     return out
 
 
-def _file_patches(task: tuple[Item, Path, GateParams]) -> FloatArray:
-    item, data_dir, gate = task
+def _file_patches(task: tuple[Item, Path, GateParams, FrontEndParams]) -> FloatArray:
+    item, data_dir, gate, fe = task
     audio = load_audio(data_dir / item.path)
-    return patches_at(audio, [c.onset for c in gate_candidates(audio, gate)], LogMel())
+    return patches_at(audio, [c.onset for c in gate_candidates(audio, gate)], LogMel(fe))
 
 
-def validation_patches(val: list[Item], data_dir: Path, gate: GateParams, workers: int) -> list[FloatArray]:
+def validation_patches(
+    val: list[Item], data_dir: Path, gate: GateParams, fe: FrontEndParams, workers: int
+) -> list[FloatArray]:
     """All candidate patches of each validation file, in file order (no augmentation, no cap)."""
-    tasks = [(item, data_dir, gate) for item in val]
+    tasks = [(item, data_dir, gate, fe) for item in val]
     return list(_parallel_map(_file_patches, tasks, workers, "val features"))
 
 
@@ -725,8 +753,8 @@ def metadata(
     n_patches: dict[str, int],
     result: dict[str, Any],
     train_seconds: float,
+    fe: FrontEndParams,
 ) -> dict[str, Any]:
-    fe = FrontEndParams()
     val_gun_groups = sorted({i.group for i in val if i.is_gunshot and i.urban})
     return {
         "name": MODEL_NAME,
@@ -847,7 +875,7 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
     started = time.monotonic()
     items = read_manifest(args.data)
     recipe = recipe_from_args(args)
-    fe, gate = FrontEndParams(), GateParams()
+    fe, gate = front_end_from_args(args), GateParams()
     split_seed = args.seed if args.split_seed is None else args.split_seed
     split_method = "groups chosen by the caller (tools.kfold: one fold held out)"
     if val_groups is None and getattr(args, "all_groups", False):
@@ -860,7 +888,7 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
     log.info("%d files: %d train, %d validation (%d groups)", len(items), len(train), len(val), len(val_groups))
 
     bank = street_bank(recipe.street_irs, args.seed)
-    ctx = Context(args.data, recipe, gate, AugmentParams(), load_ambience(train, args.data), bank)
+    ctx = Context(args.data, recipe, gate, AugmentParams(), load_ambience(train, args.data), bank, fe)
     examples = training_examples(train, ctx, args.seed, args.workers)
     x, y = examples.arrays(fe)
     if len(x) == 0 or y.min() == y.max():
@@ -868,7 +896,7 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
     w = sample_weights(examples.category, examples.label, recipe.shares)
     n_patches = {c: int(sum(1 for k in examples.category if k == c)) for c in sorted(set(examples.category))}
     log.info("training patches: %s (positives %d)", n_patches, int(y.sum()))
-    val_patches = validation_patches(val, args.data, gate, args.workers)
+    val_patches = validation_patches(val, args.data, gate, fe, args.workers)
     targets, teacher = distilled_targets(y, examples.source, train, args)
 
     mining: dict[str, Any] | None = None
@@ -935,6 +963,7 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
         n_patches=n_patches,
         result=result,
         train_seconds=time.monotonic() - started,
+        fe=fe,
     )
     if teacher:
         meta["teacher"] = teacher

@@ -8,6 +8,7 @@ from pathlib import Path
 from edge.audio.file_source import FileSource
 from edge.detect.bursts import BurstParams, Detection
 from edge.detect.detector import Scorer, StreamingDetector
+from edge.dsp.logmel import FrontEndParams
 
 
 @dataclass(frozen=True)
@@ -21,9 +22,13 @@ class FileScan:
     """(onset in seconds from the file's start, score) of every classified gate candidate, in onset order."""
 
 
-def scan_file(path: Path, scorer: Scorer, threshold: float, burst_gap_s: float = 2.0) -> FileScan:
+def scan_file(
+    path: Path, scorer: Scorer, threshold: float, burst_gap_s: float = 2.0, front_end: FrontEndParams | None = None
+) -> FileScan:
     """Raises :class:`edge.errors.AudioError` when the file cannot be read."""
-    detector = StreamingDetector(scorer, threshold, bursts=BurstParams(gap_s=burst_gap_s), keep_scores=True)
+    detector = StreamingDetector(
+        scorer, threshold, front_end=front_end, bursts=BurstParams(gap_s=burst_gap_s), keep_scores=True
+    )
     with FileSource(path, chunk_samples=16_000) as source:
         finals = tuple(d for d in detector.run(source.chunks()) if d.phase == "final")
     rate = detector.front_end.sample_rate

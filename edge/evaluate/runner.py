@@ -12,6 +12,7 @@ from pathlib import Path
 from edge.detect.bursts import Detection
 from edge.detect.detector import Scorer
 from edge.detect.scan import scan_file
+from edge.dsp.logmel import FrontEndParams
 from edge.errors import AudioError
 from edge.evaluate.manifest import ManifestRow
 
@@ -36,10 +37,17 @@ class FileResult:
         return not self.error
 
 
-def run_file(row: ManifestRow, root: Path, scorer: Scorer, threshold: float, burst_gap_s: float) -> FileResult:
+def run_file(
+    row: ManifestRow,
+    root: Path,
+    scorer: Scorer,
+    threshold: float,
+    burst_gap_s: float,
+    front_end: FrontEndParams | None = None,
+) -> FileResult:
     path = Path(row.path) if Path(row.path).is_absolute() else root / row.path
     try:
-        scan = scan_file(path, scorer, threshold, burst_gap_s)
+        scan = scan_file(path, scorer, threshold, burst_gap_s, front_end)
     except AudioError as exc:
         return FileResult(row, 0.0, error=str(exc))
     return FileResult(row, scan.max_score, scan.detections, scan.seconds, impulses=scan.impulses)
@@ -82,10 +90,12 @@ def evaluate_files(
     threshold: float,
     *,
     burst_gap_s: float = 2.0,
+    front_end: FrontEndParams | None = None,
     on_result: Callable[[FileResult], None] | None = None,
 ) -> Iterator[FileResult]:
+    """``front_end``: the scorer's (default: the unit's, :class:`FrontEndParams`)."""
     for row in rows:
-        result = run_file(row, root, scorer, threshold, burst_gap_s)
+        result = run_file(row, root, scorer, threshold, burst_gap_s, front_end)
         if not result.ok:
             log.warning("%s", result.error)
         if on_result is not None:
