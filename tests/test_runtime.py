@@ -129,3 +129,23 @@ def test_shipped_model_gives_the_same_scores_in_tflite_runtime_2_14(tmp_path: Pa
     # litert's default XNNPACK delegate may round an int8 intermediate one step differently (≤ 1 output step,
     # ~0.07 in logit, so < 0.02 in score); without the delegate the two runtimes agree bit for bit
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), TfliteModel().predict(x), atol=0.02)
+
+
+@needs_model
+@pytest.mark.parametrize(
+    ("second_look", "message"),
+    [
+        ({"model": "gone.tflite", "sha256": "0" * 64, "from_score": 0.5, "weight": 0.5}, r"gone\.tflite not found"),
+        ({"model": "x.tflite", "sha256": "0" * 64, "from_score": "high", "weight": 0.5}, "garbles field"),
+        ({"model": "x.tflite", "sha256": "0" * 64, "weight": 0.5}, "lacks or garbles field 'from_score'"),
+        ({"model": "x.tflite", "sha256": "0" * 64, "from_score": 1.5, "weight": 0.5}, "must lie in 0..1"),
+        ({"model": "m.tflite", "sha256": "0" * 64, "from_score": 0.5, "weight": 0.5}, "another front end: pre_s"),
+    ],
+)
+def test_a_broken_second_look_is_refused_naming_what_is_wrong(
+    tmp_path: Path, second_look: dict[str, object], message: str
+) -> None:
+    model = copy_model(tmp_path)
+    rewrite_meta(model, second_look=second_look)
+    with pytest.raises(ModelError, match=message):
+        TfliteModel(model)

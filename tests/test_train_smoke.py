@@ -4,7 +4,6 @@ model that the runtime loads. Says nothing about quality (that is measured on re
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,9 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("tqdm")
 
 from edge.detect.runtime import TfliteModel
-from edge.dsp.logmel import FrontEndParams, LogMel
+from edge.dsp.logmel import SECOND_LOOK_WINDOW_S, FrontEndParams, LogMel, second_look_front_end
 from edge.errors import ModelError
+from edge.evaluate.scores import read_scores
 from tools import train
 
 RATE = 16_000
@@ -113,7 +113,7 @@ def test_kfold_scores_every_file_out_of_fold_and_trains_the_final_model(tmp_path
 
     data = _write_data(tmp_path)
     out, final = tmp_path / "cv", tmp_path / "final"
-    quick = ["--quick", "--max-steps", "2", "--workers", "1", "--arch", "sepcnn", "--window", "0.2,0.6"]
+    quick = ["--quick", "--max-steps", "2", "--workers", "1", "--arch", "sepcnn"]
     code = kfold.main(["--data", str(data), "--out", str(out), "--folds", "2", "--final", str(final), *quick])
     assert code == 0
     cv = json.loads((out / "cv.json").read_text())
@@ -125,11 +125,29 @@ def test_kfold_scores_every_file_out_of_fold_and_trains_the_final_model(tmp_path
     assert meta["threshold"] == cv["metrics"]["threshold"] == meta["metrics"]["threshold"]
     assert meta["split"]["val_groups"] == [] and meta["validation"]["folds"] == 2
     assert meta["architecture"]["type"] == "sepcnn"
-    window = replace(FrontEndParams(), pre_s=0.2, post_s=0.6)
-    assert meta["front_end"] == window.to_dict() and meta["input_shape"] == [1, window.n_frames, window.n_mels, 1]
-    TfliteModel(final / "gunshot.tflite", front_end=window)  # loads: sha256 and front end match the metadata
-    with pytest.raises(ModelError, match=r"post_s=0\.6"):
-        TfliteModel(final / "gunshot.tflite")  # the unit's default front end cannot feed it
+    assert TfliteModel(final / "gunshot.tflite").second_look is None  # loads: sha256 and front end match
+
+    # second looks for those fold models, on the longer window the unit expects of them
+    pre, post = SECOND_LOOK_WINDOW_S
+    second_cv = tmp_path / "cv-second"
+    look = ["--first-look", str(out), "--from-score", "0.0", "--look-weight", "1", "--window", f"{pre},{post}"]
+    code = kfold.main(
+        ["--data", str(data), "--out", str(second_cv), "--folds", "2", "--final", str(final), *look, *quick]
+    )
+    assert code == 0
+    cv2 = json.loads((second_cv / "cv.json").read_text())
+    assert cv2["second_look_of"] == {"first_run": str(out), "from_score": 0.0, "weight": 1.0}
+    meta = json.loads((final / "gunshot.json").read_text())
+    assert meta["second_look"]["model"] == "gunshot-second.tflite"
+    assert meta["threshold"] == cv2["metrics"]["threshold"]
+    model = TfliteModel(final / "gunshot.tflite")
+    assert model.second_look is not None and model.second_look.front_end == second_look_front_end()
+    with pytest.raises(ModelError, match=rf"pre_s={pre}"):
+        TfliteModel(final / "gunshot-second.tflite")  # the unit's first-look front end cannot feed it
+    # every candidate got a second look (from_score 0), so the out-of-fold scores are the second looks' alone
+    second_scores, first_scores = read_scores(second_cv / "oof_scores.jsonl"), read_scores(out / "oof_scores.jsonl")
+    assert second_scores.keys() == first_scores.keys()
+    assert any(second_scores[f].gun_max != first_scores[f].gun_max for f in first_scores)
 
 
 def test_a_bad_window_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,6 +10,12 @@ scores for the whole manifest. The operating threshold is the one at which 2 % o
 at or above it; the report (``DIR/cv.json``, ``DIR/oof_scores.jsonl``, printed table) is computed at that threshold.
 With ``--final DIR`` the model is retrained on every group with that threshold and its metadata carries the
 cross-validated metrics: a single split holds too few urban gunshots to tell recipes apart.
+
+With ``--first-look RUN`` the models trained are second looks (train them with ``--window``, see
+:class:`edge.detect.detector.SecondLook`): every file is scored by RUN's fold model with this run's fold model as its
+second look, both of the fold that never saw the file's group. ``--final DIR`` then trains the second look on every
+group as ``DIR/gunshot-second.tflite`` and names it in ``DIR/gunshot.json``, the first look's final model, which must
+be there already; that metadata gets the cascade's threshold and metrics.
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ import os
 import statistics
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.detect.detector import SecondLook
 from edge.detect.runtime import TfliteModel, read_metadata
 from edge.evaluate import metrics
 from edge.evaluate.labels import FOREST, HARD_NEGATIVES
@@ -58,6 +66,19 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
         default=None,
         metavar="K",
         help="train just this fold (repeatable) and stop: to run folds in parallel processes, then --resume",
+    )
+    ap.add_argument(
+        "--first-look",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="train second looks for the fold models of this finished tools.kfold run (same --folds and --seed)",
+    )
+    ap.add_argument(
+        "--from-score", type=float, default=0.5, help="with --first-look: first score that calls the second look"
+    )
+    ap.add_argument(
+        "--look-weight", type=float, default=0.5, help="with --first-look: share of the second look's logit"
     )
     args, train_argv = ap.parse_known_args(argv)
     if args.folds < 2:
@@ -98,16 +119,45 @@ def own_front_end_model(path: Path) -> TfliteModel:
     return TfliteModel(path, front_end=read_metadata(path).front_end)
 
 
+@dataclass(frozen=True)
+class Cascade:
+    """The fold models being trained are second looks; ``first_run``'s fold models are their first looks."""
+
+    first_run: Path
+    from_score: float
+    weight: float
+
+    def first_look(self, k: int) -> Path:
+        return self.first_run / f"fold{k}" / "gunshot.tflite"
+
+    def check_folds(self, folds: list[list[str]]) -> None:
+        try:
+            theirs = json.loads((self.first_run / "cv.json").read_text())["fold_groups"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise DataError(f"--first-look {self.first_run}: not a finished tools.kfold run ({exc})") from None
+        if theirs != folds:
+            raise DataError(f"--first-look {self.first_run} has other folds: give the same --folds and --seed")
+
+
 def score_out_of_fold(
-    rows: list[ManifestRow], root: Path, folds: list[list[str]], models: list[Path], threshold: float
+    rows: list[ManifestRow],
+    root: Path,
+    folds: list[list[str]],
+    models: list[Path],
+    threshold: float,
+    cascade: Cascade | None = None,
 ) -> list[FileResult]:
-    """Every row scored by the model of the fold that holds its group, in manifest order."""
+    """Every row scored by the model(s) of the fold that holds its group, in manifest order."""
     fold_of = {g: k for k, groups in enumerate(folds) for g in groups}
     by_path: dict[str, FileResult] = {}
     for k, path in enumerate(models):
         model = own_front_end_model(path)
         mine = [r for r in rows if fold_of.get(r.group) == k]
-        results = evaluate_files(mine, root, model, threshold, front_end=model.info.front_end)
+        if cascade is None:
+            results = evaluate_files(mine, root, model, threshold, front_end=model.info.front_end)
+        else:
+            look = SecondLook(model, model.info.front_end, cascade.from_score, cascade.weight)
+            results = evaluate_files(mine, root, TfliteModel(cascade.first_look(k)), threshold, second_look=look)
         by_path.update((r.row.path, r) for r in results)
     unassigned = [r.path for r in rows if r.group not in fold_of]
     if unassigned:
@@ -164,15 +214,19 @@ def run(args: argparse.Namespace, extra: Sequence[str]) -> dict[str, Any]:
     """Train (or reuse) the fold models, score out of fold, report; then the final model with ``--final``."""
     items = read_items(args.data)
     folds = fold_groups(items, args.folds, args.seed)
+    cascade = None
+    if args.first_look is not None:
+        cascade = Cascade(args.first_look, args.from_score, args.look_weight)
+        cascade.check_folds(folds)
     models = train_folds(args, folds, extra)
     if args.only_fold is not None:
         return {"trained_folds": args.only_fold}
     rows = read_manifest(manifest_path(args.data))
     # Pass 1 finds the out-of-fold scores and so the threshold; pass 2 counts detections (false alarms per
     # hour, rounds) at that one threshold, as the shipped model will run.
-    first = score_out_of_fold(rows, args.data, folds, models, 0.5)
+    first = score_out_of_fold(rows, args.data, folds, models, 0.5, cascade)
     threshold = operating_threshold(first)
-    results = score_out_of_fold(rows, args.data, folds, models, threshold)
+    results = score_out_of_fold(rows, args.data, folds, models, threshold, cascade)
     report = build_report(results, threshold)
     write_scores(args.out / "oof_scores.jsonl", results)
     cv = {
@@ -184,6 +238,7 @@ def run(args: argparse.Namespace, extra: Sequence[str]) -> dict[str, Any]:
         "folds": args.folds,
         "seed": args.seed,
         "train_options": list(extra),
+        "second_look_of": None if cascade is None else {**asdict(cascade), "first_run": str(cascade.first_run)},
         "fold_groups": folds,
         "metrics": headline(report),
         "fold_spread": fold_spread(results, folds, threshold),
@@ -192,7 +247,9 @@ def run(args: argparse.Namespace, extra: Sequence[str]) -> dict[str, Any]:
     (args.out / "cv.json").write_text(json.dumps(cv, indent=1) + "\n")
     print(format_report(report))
     print(f"fold spread: {json.dumps({k: v for k, v in cv['fold_spread'].items() if k != 'per_fold'})}")
-    if args.final is not None:
+    if args.final is not None and cascade is not None:
+        finish_cascade(args, extra, threshold, cv, cascade)
+    elif args.final is not None:
         finish_final(args, extra, threshold, cv)
     return cv
 
@@ -206,7 +263,8 @@ def pinned_scores(model_path: Path, data: Path, threshold: float) -> dict[str, A
     file, front end, gate or runtime."""
     rows = [r for r in read_manifest(manifest_path(data)) if r.source != FOREST and r.label in PINNED_LABELS]
     model = own_front_end_model(model_path)
-    results = [r for r in evaluate_files(rows, data, model, threshold, front_end=model.info.front_end) if r.ok]
+    scored = evaluate_files(rows, data, model, threshold, front_end=model.info.front_end, second_look=model.second_look)
+    results = [r for r in scored if r.ok]
     gun = [r.gun_max for r in results if r.row.label == "gunshot"]
     hard = [r.gun_max for r in results if r.row.label != "gunshot"]
     return {
@@ -231,9 +289,44 @@ def finish_final(args: argparse.Namespace, extra: Sequence[str], threshold: floa
     meta["threshold"] = threshold
     meta["metrics"] = cv["metrics"]
     meta["pinned_scores"] = pinned_scores(args.final / f"{final_args.name}.tflite", args.data, threshold)
-    meta["validation"] = {k: cv[k] for k in ("method", "folds", "seed", "train_options", "fold_spread")}
+    meta["validation"] = {k: cv[k] for k in VALIDATION_KEYS}
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     print(f"final model in {args.final}, threshold {threshold}")
+
+
+VALIDATION_KEYS = ("method", "folds", "seed", "train_options", "fold_spread")
+SECOND_LOOK_NAME = "gunshot-second"
+
+
+def finish_cascade(
+    args: argparse.Namespace, extra: Sequence[str], threshold: float, cv: dict[str, Any], cascade: Cascade
+) -> None:
+    """Train the second look on every group next to the first look's final model, and name it in that model's
+    metadata with the cascade's cross-validated threshold and metrics."""
+    first_meta_path = args.final / "gunshot.json"
+    if not first_meta_path.is_file():
+        raise DataError(f"--final {args.final}: put the first look's final model (gunshot.tflite + .json) there first")
+    second_path = args.final / f"{SECOND_LOOK_NAME}.tflite"
+    if not (args.resume and second_path.is_file() and second_path.with_suffix(".json").is_file()):
+        final_argv = [*_train_argv(args, args.final, extra), "--all-groups", "--threshold", str(threshold)]
+        train.run(train.parse_args([*final_argv, "--name", SECOND_LOOK_NAME]))
+    second = read_metadata(second_path)
+    meta = json.loads(first_meta_path.read_text())
+    meta["version"] = train.MODEL_VERSION
+    meta["second_look"] = {
+        "model": second_path.name,
+        "sha256": second.sha256,
+        "from_score": cascade.from_score,
+        "weight": cascade.weight,
+        "front_end": second.front_end.to_dict(),
+    }
+    meta["threshold"] = threshold
+    meta["metrics"] = cv["metrics"]
+    meta["validation"] = {k: cv[k] for k in (*VALIDATION_KEYS, "second_look_of")}
+    first_meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    meta["pinned_scores"] = pinned_scores(args.final / "gunshot.tflite", args.data, threshold)
+    first_meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"second look in {second_path}, named in {first_meta_path}; threshold {threshold}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

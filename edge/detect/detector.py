@@ -34,6 +34,30 @@ class Scorer(Protocol):
     def predict(self, patches: FloatArray) -> FloatArray: ...
 
 
+@dataclass(frozen=True)
+class SecondLook:
+    """A second classifier on a longer window, run only on candidates the first one scored ``from_score`` or more.
+
+    Cheap where it matters: on street ambience few candidates reach ``from_score``, so the unit pays for the second
+    network only on impulses that already look like shots. Their final score mixes both logits,
+    ``(1 - weight) * first + weight * second``; every other candidate keeps the first score.
+    """
+
+    scorer: Scorer
+    front_end: FrontEndParams
+    from_score: float
+    weight: float = 1.0
+
+    def combine(self, first: FloatArray, second: FloatArray) -> FloatArray:
+        mixed = (1.0 - self.weight) * _logit(first) + self.weight * _logit(second)
+        return (1.0 / (1.0 + np.exp(-mixed))).astype(np.float32)
+
+
+def _logit(p: FloatArray) -> FloatArray:
+    q = np.clip(p.astype(np.float64), 1e-7, 1.0 - 1e-7)
+    return np.log(q / (1.0 - q))
+
+
 @dataclass
 class DetectorStats:
     samples: int = 0
@@ -41,6 +65,8 @@ class DetectorStats:
     gunshot_impulses: int = 0
     max_score: float = 0.0
     """Highest classifier score of any candidate so far (0 when the gate found none)."""
+    second_looks: int = 0
+    """Candidates the :class:`SecondLook` classified again."""
 
 
 class StreamingDetector:
@@ -54,19 +80,30 @@ class StreamingDetector:
         bursts: BurstParams | None = None,
         ring_seconds: float = 30.0,
         keep_scores: bool = False,
+        second_look: SecondLook | None = None,
     ) -> None:
         self.front_end = front_end or FrontEndParams()
         self.logmel = LogMel(self.front_end)
         self.scorer = scorer
         self.threshold = threshold
+        self.second_look = second_look
+        looks = [self.logmel]
+        if second_look is not None:
+            if second_look.front_end.sample_rate != self.front_end.sample_rate:
+                raise ValueError("the second look's front end must have the same sample rate")
+            looks.append(LogMel(second_look.front_end))
+        self._looks = looks
+        self._wait = max(look.params.post_samples for look in looks)
+        """Samples after an onset the ring must hold before the candidate is classified."""
         self.gate = OnsetGate(gate)
         self.bursts = BurstTracker(bursts)
-        self.ring = RingBuffer(max(round(ring_seconds * self.front_end.sample_rate), 2 * self.front_end.window_samples))
+        longest = max(look.params.window_samples for look in looks)
+        self.ring = RingBuffer(max(round(ring_seconds * self.front_end.sample_rate), 2 * longest))
         self.stats = DetectorStats()
         self._pending: deque[Candidate] = deque()
         self._gated_to = 0
-        self._gate_batch = min(GATE_BATCH, self.front_end.post_samples - BLOCK)
         """Absolute index up to which the gate has seen the audio."""
+        self._gate_batch = min(GATE_BATCH, self._wait - BLOCK)
         self.keep_scores = keep_scores
         self.scored: list[tuple[int, float]] = []
         """With ``keep_scores``: (onset, score) of every candidate since the last :meth:`take_scored`."""
@@ -108,9 +145,8 @@ class StreamingDetector:
         return scored
 
     def _drain(self, available: float) -> list[Detection]:
-        post = self.front_end.post_samples
         ready: list[Candidate] = []
-        while self._pending and self._pending[0].onset + post <= available:
+        while self._pending and self._pending[0].onset + self._wait <= available:
             ready.append(self._pending.popleft())
         out: list[Detection] = []
         if ready:
@@ -120,9 +156,20 @@ class StreamingDetector:
         return out + self.bursts.advance(horizon)
 
     def _score(self, ready: list[Candidate]) -> FloatArray:
-        pre, size = self.front_end.pre_samples, self.front_end.window_samples
-        windows = np.stack([self.ring.read(c.onset - pre, c.onset - pre + size) for c in ready])
-        return self.scorer.predict(self.logmel.patches(windows))
+        scores = self._classify(ready, self.logmel, self.scorer)
+        second = self.second_look
+        if second is not None:
+            again = np.flatnonzero(scores >= second.from_score)
+            if len(again):
+                self.stats.second_looks += len(again)
+                second_scores = self._classify([ready[i] for i in again], self._looks[1], second.scorer)
+                scores[again] = second.combine(scores[again], second_scores)
+        return scores
+
+    def _classify(self, cands: list[Candidate], logmel: LogMel, scorer: Scorer) -> FloatArray:
+        pre, size = logmel.params.pre_samples, logmel.params.window_samples
+        windows = np.stack([self.ring.read(c.onset - pre, c.onset - pre + size) for c in cands])
+        return np.array(scorer.predict(logmel.patches(windows)), dtype=np.float32)
 
     def _judge(self, cand: Candidate, score: float) -> list[Detection]:
         self.stats.candidates += 1

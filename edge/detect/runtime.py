@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from edge.dsp.logmel import FloatArray, FrontEndParams
+from edge.detect.detector import SecondLook
+from edge.dsp.logmel import FloatArray, FrontEndParams, second_look_front_end
 from edge.errors import ModelError, RuntimeMissingError
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,28 @@ class TfliteModel:
         self._gun = self.info.gunshot_index
         self._logit = self.info.raw.get("output") == "logit"
         log.info("loaded model %s %s (%s) with %s", self.info.name, self.info.version, self.path, self.runtime)
+        self.second_look = self._load_second_look(threads)
+        """The longer-window check the metadata's ``second_look`` names, for :class:`StreamingDetector`."""
+
+    def _load_second_look(self, threads: int) -> SecondLook | None:
+        spec = self.info.raw.get("second_look")
+        if spec is None:
+            return None
+        meta_file = metadata_path(self.path)
+        try:
+            path = self.path.parent / str(spec["model"])
+            sha256, from_score, weight = str(spec["sha256"]), float(spec["from_score"]), float(spec["weight"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"model metadata {meta_file}: second_look lacks or garbles field {exc}") from None
+        if not (0.0 <= from_score <= 1.0 and 0.0 <= weight <= 1.0):
+            raise ModelError(f"model metadata {meta_file}: second_look from_score and weight must lie in 0..1")
+        model = TfliteModel(path, front_end=second_look_front_end(), threads=threads)
+        if model.info.sha256 != sha256:
+            raise ModelError(
+                f"second-look model {path} is not the one {meta_file} names (sha256 {model.info.sha256[:12]}... "
+                f"instead of {sha256[:12]}...); reinstall both files"
+            )
+        return SecondLook(model, model.info.front_end, from_score, weight)
 
     def predict(self, patches: FloatArray) -> FloatArray:
         scores = np.empty(len(patches), dtype=np.float32)

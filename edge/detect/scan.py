@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edge.audio.file_source import FileSource
 from edge.detect.bursts import BurstParams, Detection
-from edge.detect.detector import Scorer, StreamingDetector
+from edge.detect.detector import Scorer, SecondLook, StreamingDetector
 from edge.dsp.logmel import FrontEndParams
 
 
@@ -23,11 +23,21 @@ class FileScan:
 
 
 def scan_file(
-    path: Path, scorer: Scorer, threshold: float, burst_gap_s: float = 2.0, front_end: FrontEndParams | None = None
+    path: Path,
+    scorer: Scorer,
+    threshold: float,
+    burst_gap_s: float = 2.0,
+    front_end: FrontEndParams | None = None,
+    second_look: SecondLook | None = None,
 ) -> FileScan:
     """Raises :class:`edge.errors.AudioError` when the file cannot be read."""
     detector = StreamingDetector(
-        scorer, threshold, front_end=front_end, bursts=BurstParams(gap_s=burst_gap_s), keep_scores=True
+        scorer,
+        threshold,
+        front_end=front_end,
+        bursts=BurstParams(gap_s=burst_gap_s),
+        keep_scores=True,
+        second_look=second_look,
     )
     with FileSource(path, chunk_samples=16_000) as source:
         finals = tuple(d for d in detector.run(source.chunks()) if d.phase == "final")

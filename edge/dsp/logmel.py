@@ -7,7 +7,7 @@ level (a shot at 50 m and one at 300 m look alike) but sees the shape of the att
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -60,6 +60,16 @@ class FrontEndParams:
     def from_dict(cls, data: dict[str, Any]) -> FrontEndParams:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
+
+
+SECOND_LOOK_WINDOW_S = (0.50, 0.40)
+"""The second look's window (before, after the onset): more look-back, no more delay than the first window."""
+
+
+def second_look_front_end() -> FrontEndParams:
+    """The front end a second-look model must have been trained for (``tools.train --window``)."""
+    pre, post = SECOND_LOOK_WINDOW_S
+    return replace(FrontEndParams(), pre_s=pre, post_s=post)
 
 
 def _hz_to_mel(hz: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

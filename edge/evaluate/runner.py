@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.detect.bursts import Detection
-from edge.detect.detector import Scorer
+from edge.detect.detector import Scorer, SecondLook
 from edge.detect.scan import scan_file
 from edge.dsp.logmel import FrontEndParams
 from edge.errors import AudioError
@@ -44,10 +44,11 @@ def run_file(
     threshold: float,
     burst_gap_s: float,
     front_end: FrontEndParams | None = None,
+    second_look: SecondLook | None = None,
 ) -> FileResult:
     path = Path(row.path) if Path(row.path).is_absolute() else root / row.path
     try:
-        scan = scan_file(path, scorer, threshold, burst_gap_s, front_end)
+        scan = scan_file(path, scorer, threshold, burst_gap_s, front_end, second_look)
     except AudioError as exc:
         return FileResult(row, 0.0, error=str(exc))
     return FileResult(row, scan.max_score, scan.detections, scan.seconds, impulses=scan.impulses)
@@ -91,11 +92,12 @@ def evaluate_files(
     *,
     burst_gap_s: float = 2.0,
     front_end: FrontEndParams | None = None,
+    second_look: SecondLook | None = None,
     on_result: Callable[[FileResult], None] | None = None,
 ) -> Iterator[FileResult]:
-    """``front_end``: the scorer's (default: the unit's, :class:`FrontEndParams`)."""
+    """``front_end``: the scorer's (default: the unit's, :class:`FrontEndParams`); ``second_look``: the model's."""
     for row in rows:
-        result = run_file(row, root, scorer, threshold, burst_gap_s, front_end)
+        result = run_file(row, root, scorer, threshold, burst_gap_s, front_end, second_look)
         if not result.ok:
             log.warning("%s", result.error)
         if on_result is not None:

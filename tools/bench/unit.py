@@ -82,7 +82,7 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
 def _run_pipeline(wav: str, scorer: Any, threshold: float) -> tuple[int, int]:
     from edge.detect.detector import StreamingDetector
 
-    detector = StreamingDetector(scorer, threshold)
+    detector = StreamingDetector(scorer, threshold, second_look=getattr(scorer, "second_look", None))
     detections = 0
     for chunk in _wav_chunks(wav):
         detections += len(detector.process(chunk))
