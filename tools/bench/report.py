@@ -82,7 +82,8 @@ def _notes(report: dict[str, Any]) -> list[str]:
         b = u["breakdown_ms_per_s"]
         lines.append(
             f"breakdown {stream}: gate {_f(b['gate'], 3)} + log-mel {_f(b['logmel'], 3)} + model "
-            f"{_f(b['model'], 3)} + rest {_f(b['rest'], 3)} ms/s; per window: log-mel "
+            f"{_f(b['model'], 3)} + rest {_f(b['rest'], 3)} ms/s (second looks: "
+            f"{_f(u['second_looks_per_min'], 1)} a minute, in 'rest'); per window: log-mel "
             f"{_f(u['logmel_ms_per_window'], 3)} ms, model {_f(u['model_ms_per_window'], 3)} ms; "
             f"RSS after imports {_f(u['rss_after_imports_mb'], 1)} MB, after model "
             f"{_f(u['rss_after_model_mb'], 1)} MB"

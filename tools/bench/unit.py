@@ -79,7 +79,7 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
     return time.process_time() - c0, time.perf_counter() - w0, result
 
 
-def _run_pipeline(wav: str, scorer: Any, threshold: float) -> tuple[int, int]:
+def _run_pipeline(wav: str, scorer: Any, threshold: float) -> tuple[int, int, int]:
     from edge.detect.detector import StreamingDetector
 
     detector = StreamingDetector(scorer, threshold, second_look=getattr(scorer, "second_look", None))
@@ -87,7 +87,7 @@ def _run_pipeline(wav: str, scorer: Any, threshold: float) -> tuple[int, int]:
     for chunk in _wav_chunks(wav):
         detections += len(detector.process(chunk))
     detections += len(detector.flush())
-    return detector.stats.candidates, detections
+    return detector.stats.candidates, detections, detector.stats.second_looks
 
 
 def _run_gate(wav: str) -> int:
@@ -177,6 +177,7 @@ def unit_child(spec: dict[str, Any]) -> dict[str, Any]:
         "gate_candidates": gate_runs[0][2],
         "candidates": best[2][0],
         "detections": best[2][1],
+        "second_looks": best[2][2],
         "logmel_ms_per_window": mel_ms,
         "model_ms_per_window": model_ms,
         "rss_start_mb": rss_start,
@@ -220,6 +221,7 @@ def derive_unit(raw: dict[str, Any]) -> dict[str, Any]:
         "wall_ms_per_s": max(raw["wall_s"] - raw["io_cpu_s"], 0.0) * per_s,
         "io_ms_per_s": raw["io_cpu_s"] * per_s,
         "candidates_per_min": raw["candidates"] * 60.0 / sec,
+        "second_looks_per_min": raw["second_looks"] * 60.0 / sec,
         "windows_per_s": windows_per_s,
         "breakdown_ms_per_s": {
             "gate": gate,
