@@ -150,6 +150,14 @@ def test_kfold_scores_every_file_out_of_fold_and_trains_the_final_model(tmp_path
     assert any(second_scores[f].gun_max != first_scores[f].gun_max for f in first_scores)
 
 
+def test_a_second_look_weight_outside_0_1_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from tools import kfold
+
+    with pytest.raises(SystemExit):
+        kfold.parse_args(["--data", "d", "--out", "o", "--first-look", "r", "--look-weight", "2"])
+    assert "--look-weight 2.0: must lie in 0..1" in capsys.readouterr().err
+
+
 def test_a_bad_window_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         train.parse_args(["--data", "d", "--out", "o", "--window", "0.5"])

@@ -83,6 +83,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     args, train_argv = ap.parse_known_args(argv)
     if args.folds < 2:
         ap.error(f"--folds {args.folds}: need at least 2")
+    for flag, value in (("--from-score", args.from_score), ("--look-weight", args.look_weight)):
+        if not 0.0 <= value <= 1.0:
+            ap.error(f"{flag} {value}: must lie in 0..1")
     return args, train_argv
 
 
@@ -323,7 +326,7 @@ def finish_cascade(
     meta["threshold"] = threshold
     meta["metrics"] = cv["metrics"]
     meta["validation"] = {k: cv[k] for k in (*VALIDATION_KEYS, "second_look_of")}
-    first_meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    first_meta_path.write_text(json.dumps(meta, indent=2) + "\n")  # the fingerprint loads the pair from it
     meta["pinned_scores"] = pinned_scores(args.final / "gunshot.tflite", args.data, threshold)
     first_meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     print(f"second look in {second_path}, named in {first_meta_path}; threshold {threshold}")
