@@ -18,6 +18,8 @@ from edge.dsp.logmel import SECOND_LOOK_WINDOW_S, FrontEndParams, LogMel, second
 from edge.errors import ModelError
 from edge.evaluate.scores import read_scores
 from tools import train
+from tools.dataset import fold_groups
+from tools.dataset import read_manifest as read_items
 
 RATE = 16_000
 HEADER = "path\tlabel\tgroup\tsource\tduration_s\toriginal_sr\tlicense\torigin\tnote\n"
@@ -156,6 +158,20 @@ def test_a_second_look_weight_outside_0_1_is_refused(capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit):
         kfold.parse_args(["--data", "d", "--out", "o", "--first-look", "r", "--look-weight", "2"])
     assert "--look-weight 2.0: must lie in 0..1" in capsys.readouterr().err
+
+
+def test_a_final_second_look_for_another_window_is_refused_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tools import kfold
+
+    data, first = _write_data(tmp_path), tmp_path / "cv"
+    first.mkdir()
+    (first / "cv.json").write_text(json.dumps({"fold_groups": fold_groups(read_items(data), 2, 0)}))
+    argv = ["--data", str(data), "--out", str(tmp_path / "cv2"), "--folds", "2", "--first-look", str(first)]
+    assert kfold.main([*argv, "--final", str(tmp_path / "final"), "--window", "0.2,0.4"]) == 2
+    assert "add --window 0.5,0.4 (got 0.2,0.4)" in capsys.readouterr().err
+    assert not (tmp_path / "cv2" / "fold0").exists()
 
 
 def test_a_bad_window_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

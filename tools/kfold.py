@@ -33,6 +33,7 @@ from typing import Any
 
 from edge.detect.detector import SecondLook
 from edge.detect.runtime import TfliteModel, read_metadata
+from edge.dsp.logmel import SECOND_LOOK_WINDOW_S, second_look_front_end
 from edge.evaluate import metrics
 from edge.evaluate.labels import FOREST, HARD_NEGATIVES
 from edge.evaluate.manifest import ManifestRow, read_manifest
@@ -142,6 +143,17 @@ class Cascade:
             raise DataError(f"--first-look {self.first_run} has other folds: give the same --folds and --seed")
 
 
+def _check_second_look_window(train_args: argparse.Namespace) -> None:
+    """Before hours of training: a final second look must have the window the unit feeds second looks."""
+    window = train.front_end_from_args(train_args)
+    if window != second_look_front_end():
+        pre, post = SECOND_LOOK_WINDOW_S
+        raise DataError(
+            f"--final with --first-look ships a second look, which the unit feeds a {pre},{post} s window: "
+            f"add --window {pre},{post} (got {window.pre_s},{window.post_s})"
+        )
+
+
 def score_out_of_fold(
     rows: list[ManifestRow],
     root: Path,
@@ -221,6 +233,8 @@ def run(args: argparse.Namespace, extra: Sequence[str]) -> dict[str, Any]:
     if args.first_look is not None:
         cascade = Cascade(args.first_look, args.from_score, args.look_weight)
         cascade.check_folds(folds)
+        if args.final is not None:
+            _check_second_look_window(train.parse_args(_train_argv(args, args.final, extra)))
     models = train_folds(args, folds, extra)
     if args.only_fold is not None:
         return {"trained_folds": args.only_fold}
