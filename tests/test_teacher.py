@@ -1,4 +1,5 @@
-"""The distillation teacher's probe: it separates what is separable and never scores a file it was fitted on."""
+"""The distillation teacher's probes (per file and per window): they separate what is separable and never score a
+file with a probe fitted on it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ import numpy as np
 import pytest
 
 from edge.evaluate.metrics import auc
-from tools.teacher import cross_fitted_scores, fit_probe, main, random_folds, read_features
+from tools.teacher import (
+    WindowFeatures,
+    cross_fitted_scores,
+    cross_fitted_window_scores,
+    fit_probe,
+    main,
+    random_folds,
+    read_features,
+    read_window_features,
+)
 
 
 def _auc(scores: np.ndarray, y: np.ndarray) -> float:
@@ -65,3 +75,62 @@ def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["--data", str(tmp_path / "nope"), "--cv", str(tmp_path / "t.npz")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err
+
+
+def _windows(paths: list[str], onsets: list[int], dbfs: list[float], features: np.ndarray) -> WindowFeatures:
+    return WindowFeatures(np.array(paths), np.array(onsets), np.array(dbfs, np.float32), features.astype(np.float32))
+
+
+def test_window_probe_learns_the_shots_not_the_other_impulses_of_a_gunshot_file() -> None:
+    # each file: a loud impulse and one 20 dB quieter. A gunshot file's loud impulse carries one hint, its quiet
+    # impulse another: taught that the quiet ones are negatives (training's rule), the probe scores them low
+    rng = np.random.default_rng(3)
+    files = [f"{'gun' if k % 2 else 'door'}{k}.flac" for k in range(120)]
+    paths = [p for p in files for _ in range(2)]
+    dbfs = [v for _ in files for v in (-10.0, -30.0)]
+    gun = np.array([p.startswith("gun") for p in paths])
+    shot, other = gun & (np.array(dbfs) == -10.0), gun & (np.array(dbfs) == -30.0)
+    x = (
+        rng.standard_normal((len(paths), 6))
+        + 2.0 * shot[:, None] * (np.arange(6) < 5)
+        + 3.0 * other[:, None] * (np.arange(6) == 5)
+    )
+    x = 1 / (1 + np.exp(-x))
+    windows = _windows(paths, [1000, 9000] * len(files), dbfs, x)
+    fold = random_folds([f"g{k // 3}" for k in range(len(files))])
+    scores = cross_fitted_window_scores(windows, files, [f.startswith("gun") for f in files], [10.0] * len(files), fold)
+    got = np.array([scores[(p, o)] for p, o in zip(windows.paths, windows.onsets, strict=True)])
+    assert _auc(got, shot.astype(int)) > 0.9
+    assert np.median(got[other]) < 0.5
+
+
+def test_window_probe_never_scores_a_window_with_its_own_files() -> None:
+    rng = np.random.default_rng(4)
+    files = [f"f{k}.flac" for k in range(200)]
+    y = rng.random(200) < 0.5
+    x = rng.random((200, 300)) * 0.98 + 0.01
+    windows = _windows(files, [0] * 200, [-20.0] * 200, x)
+    scores = cross_fitted_window_scores(windows, files, list(y), [6.0] * 200, random_folds(files))
+    assert 0.3 < _auc(np.array([scores[(f, 0)] for f in files]), y.astype(int)) < 0.7
+
+
+def test_window_features_round_trip_and_per_file_features_are_told_apart(tmp_path: Path) -> None:
+    per_window = tmp_path / "w.npz"
+    np.savez_compressed(
+        per_window,
+        paths=np.array(["a.flac", "a.flac"]),
+        onsets=np.array([10, 900]),
+        block_dbfs=np.array([-20.0, -35.0], np.float32),
+        features=np.eye(2, dtype=np.float32),
+    )
+    got = read_window_features(per_window)
+    assert got is not None and list(got.onsets) == [10, 900] and list(got.paths) == ["a.flac", "a.flac"]
+    per_file = tmp_path / "f.npz"
+    np.savez_compressed(per_file, paths=np.array(["a.flac"]), features=np.ones((1, 2), np.float32))
+    assert read_window_features(per_file) is None
+
+
+def test_window_probe_refuses_features_of_other_files() -> None:
+    windows = _windows(["x.flac"], [0], [-20.0], np.full((1, 3), 0.5))
+    with pytest.raises(KeyError, match="none of the training files"):
+        cross_fitted_window_scores(windows, ["a.flac"], [True], [6.0], [0])

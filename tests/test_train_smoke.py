@@ -15,10 +15,11 @@ pytest.importorskip("tqdm")
 
 from edge.detect.runtime import TfliteModel
 from edge.dsp.logmel import SECOND_LOOK_WINDOW_S, FrontEndParams, LogMel, second_look_front_end
+from edge.dsp.onset import GateParams
 from edge.errors import ModelError
 from edge.evaluate.scores import read_scores
 from tools import train
-from tools.dataset import fold_groups
+from tools.dataset import fold_groups, gate_candidates, load_audio
 from tools.dataset import read_manifest as read_items
 
 RATE = 16_000
@@ -67,6 +68,32 @@ def _write_teacher(data: Path, path: Path) -> Path:
     return path
 
 
+def _write_window_teacher(data: Path, path: Path, shift: int = 0) -> Path:
+    """Per-window teacher features at every clean gate candidate (moved by ``shift`` samples): a noisy hint of
+    whether the window is a gunshot file's."""
+    rng = np.random.default_rng(0)
+    paths, onsets, dbfs = [], [], []
+    for item in read_items(data):
+        for c in gate_candidates(load_audio(data / item.path), GateParams()):
+            paths.append(item.path)
+            onsets.append(c.onset + shift)
+            dbfs.append(c.block_dbfs)
+    hint = np.array([p.startswith("gunshot") for p in paths], float)[:, None]
+    features = 1 / (1 + np.exp(-(2 * hint - 1 + rng.standard_normal((len(paths), 8)))))
+    np.savez_compressed(
+        path,
+        paths=np.array(paths),
+        onsets=np.array(onsets),
+        block_dbfs=np.array(dbfs, np.float32),
+        features=features.astype(np.float32),
+    )
+    return path
+
+
+def _quick(data: Path, out: Path, *extra: str) -> int:
+    return train.main(["--data", str(data), "--out", str(out), "--quick", "--max-steps", "3", "--workers", "1", *extra])
+
+
 def test_missing_data_folder_gives_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert train.main(["--data", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
@@ -108,6 +135,32 @@ def test_quick_training_exports_a_loadable_model(tmp_path: Path) -> None:
     scores = model.predict(patches)
     assert scores.shape == (2,)
     assert np.all((scores >= 0.0) & (scores <= 1.0))
+
+
+def test_per_window_distillation_gives_each_patch_its_clean_windows_score(tmp_path: Path) -> None:
+    data = _write_data(tmp_path)
+    teacher = _write_window_teacher(data, tmp_path / "windows.npz")
+    assert _quick(data, tmp_path / "m", "--teacher", str(teacher), "--teacher-weight", "0.3", "--seed", "2") == 0
+    info = json.loads((tmp_path / "m" / "gunshot.json").read_text())["teacher"]
+    assert info["per"] == "window" and info["weight"] == 0.3
+    assert info["patches_distilled"] > 0 and 0.0 <= info["cross_fitted_patch_auc"] <= 1.0
+
+
+def test_window_features_from_other_onsets_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _write_data(tmp_path)
+    teacher = _write_window_teacher(data, tmp_path / "windows.npz", shift=7)
+    assert _quick(data, tmp_path / "m", "--teacher", str(teacher)) == 2
+    err = capsys.readouterr().err
+    assert "no teacher window at onset" in err and "windows.npz" in err
+
+
+def test_augmented_patches_know_the_clean_onset_they_show() -> None:
+    known = np.array([1000, 5000])
+    placed = np.concatenate([known + 300, known + 300 + 4000])  # two burst copies, shifted into the clip
+    assert train._origin(1310, placed, known, tolerance=40) == 1000
+    assert train._origin(9290, placed, known, tolerance=40) == 5000  # the second copy of the second onset
+    assert train._origin(3000, placed, known, tolerance=40) == -1  # an impulse of the ambience
+    assert train._origin(3000, placed[:0], known[:0], tolerance=40) == -1
 
 
 def test_kfold_scores_every_file_out_of_fold_and_trains_the_final_model(tmp_path: Path) -> None:

@@ -6,11 +6,16 @@ YAMNet's 521 and EfficientAT mn04's 527 AudioSet class scores, each the maximum 
     cd polewatch && /tmp/peers-venv/bin/python -m tools.teacher --data ../shared/data/audio \
         --peers-dir ../shared/peers --out /tmp/teacher.npz
 
+With ``--windows`` it writes one feature vector per gate candidate instead (the onsets training cuts its patches
+at), the two peers' scores of a patch starting 0.1 s before the onset: ~11,000 windows, about 1.5 min.
+
 Step 2 happens inside ``tools.train --teacher FILE``: :func:`cross_fitted_scores` fits an L2 logistic regression on
-the training groups' features and scores each training file with a probe that never saw that file's group.
-``python -m tools.teacher --data DIR --cv FILE`` reports the probe's own cross-validation over ``tools.kfold``'s
-folds. Both peers are permissively licensed (YAMNet Apache-2.0, EfficientAT MIT); their code and weights stay in
-the peers folder and are loaded from there at run time, never copied here.
+the training groups' features and scores each training file with a probe that never saw that file's group. With
+per-window features :func:`cross_fitted_window_scores` does the same for each candidate window, a gunshot file's
+shots (its loud candidates) being the positives. ``python -m tools.teacher --data DIR --cv FILE`` reports the
+per-file probe's own cross-validation over ``tools.kfold``'s folds. Both peers are permissively licensed (YAMNet
+Apache-2.0, EfficientAT MIT); their code and weights stay in the peers folder and are loaded from there at run
+time, never copied here.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import importlib
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +36,9 @@ YAMNET_WINDOW, YAMNET_HOP = 15_600, 7_680
 """YAMNet's own patch (0.975 s) and hop (0.48 s) at 16 kHz."""
 EAT_RATE, EAT_WINDOW, EAT_HOP = 32_000, 64_000, 32_000
 """EfficientAT's rate and the peers runner's default 2 s window, 1 s hop."""
+WINDOW_PRE_S, WINDOW_S = 0.1, 1.0
+"""Per-window teacher (``--windows``): each gate candidate's patch starts WINDOW_PRE_S before its onset, as the
+unit's classifier window does, and runs about WINDOW_S (YAMNet's own 0.975 s patch; EfficientAT WINDOW_S)."""
 PEER_MODELS = ("models/yamnet/yamnet.tflite", "models/efficientat/mn04_as.onnx")
 
 
@@ -39,25 +48,32 @@ def _peer(peers_dir: Path, module: str) -> Any:
 
 
 def _yamnet_scores(peers_dir: Path) -> Any:
+    """``scores(path, starts)``: YAMNet's class scores of one patch at each start (seconds), or with no starts the
+    maximum over the file's own patches."""
     pc = _peer(peers_dir, "peers_common")
     interp, _backend = pc.tflite_interpreter(str(peers_dir / PEER_MODELS[0]), 1)
     interp.allocate_tensors()
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
 
-    def scores(path: Path) -> npt.NDArray[np.float32]:
+    def patch(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        x = np.pad(x, (0, max(0, YAMNET_WINDOW - len(x))))[:YAMNET_WINDOW]
+        interp.set_tensor(inp["index"], x.reshape(inp["shape"]).astype(np.float32))
+        interp.invoke()
+        return np.asarray(interp.get_tensor(out["index"]).reshape(-1).copy(), np.float32)
+
+    def scores(path: Path, starts: Sequence[float] | None = None) -> npt.NDArray[np.float32]:
         x, _sr = pc.load_audio(str(path), 16_000)
-        x = np.pad(x, (0, max(0, YAMNET_WINDOW - len(x))))
-        rows = []
-        for start in range(0, len(x) - YAMNET_WINDOW + 1, YAMNET_HOP):
-            interp.set_tensor(inp["index"], x[start : start + YAMNET_WINDOW].reshape(inp["shape"]).astype(np.float32))
-            interp.invoke()
-            rows.append(interp.get_tensor(out["index"]).reshape(-1).copy())
-        return np.max(rows, axis=0).astype(np.float32)
+        if starts is not None:
+            return np.array([patch(x[round(s * 16_000) :]) for s in starts], np.float32).reshape(len(starts), -1)
+        n = max(len(x), YAMNET_WINDOW)
+        return np.max([patch(x[s:]) for s in range(0, n - YAMNET_WINDOW + 1, YAMNET_HOP)], axis=0)
 
     return scores
 
 
 def _efficientat_scores(peers_dir: Path) -> Any:
+    """``scores(path, starts)``: EfficientAT's class scores of a WINDOW_S patch at each start (seconds), or with
+    no starts the maximum over the peers runner's 2 s windows."""
     import onnxruntime as ort
 
     pc, eat = _peer(peers_dir, "peers_common"), _peer(peers_dir, "run_efficientat")
@@ -66,13 +82,17 @@ def _efficientat_scores(peers_dir: Path) -> Any:
     session = ort.InferenceSession(str(peers_dir / PEER_MODELS[1]), options)
     name = session.get_inputs()[0].name
 
-    def scores(path: Path) -> npt.NDArray[np.float32]:
+    def patch(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        return np.asarray(session.run(None, {name: eat.log_mel(x)[None, None]})[0][0], np.float32)
+
+    def scores(path: Path, starts: Sequence[float] | None = None) -> npt.NDArray[np.float32]:
         x, _sr = pc.load_audio(str(path), EAT_RATE)
-        rows = [
-            session.run(None, {name: eat.log_mel(w)[None, None]})[0][0]
-            for _start, w in pc.windows(x, EAT_WINDOW, EAT_HOP, min_last=EAT_RATE // 4)
-        ]
-        return np.max(rows, axis=0).astype(np.float32)
+        if starts is not None:
+            n = round(WINDOW_S * EAT_RATE)
+            cut = [x[round(s * EAT_RATE) :][:n] for s in starts]
+            return np.array([patch(np.pad(c, (0, n - len(c)))) for c in cut], np.float32).reshape(len(starts), -1)
+        windows = pc.windows(x, EAT_WINDOW, EAT_HOP, min_last=EAT_RATE // 4)
+        return np.max([patch(w) for _start, w in windows], axis=0)
 
     return scores
 
@@ -93,12 +113,66 @@ def extract(data: Path, peers_dir: Path, out: Path) -> int:
     return 0
 
 
+def extract_windows(data: Path, peers_dir: Path, out: Path) -> int:
+    """One feature vector per clean gate candidate of every manifest file (the onsets training cuts patches at),
+    with the candidate's block level so the probe can tell a file's shots from its quieter impulses."""
+    from tqdm import tqdm
+
+    from edge.dsp.onset import GateParams
+    from tools.augment import SR
+    from tools.dataset import gate_candidates, load_audio, read_manifest
+
+    items, gate = read_manifest(data), GateParams()
+    yamnet, efficientat = _yamnet_scores(peers_dir), _efficientat_scores(peers_dir)
+    paths: list[str] = []
+    onsets: list[int] = []
+    dbfs: list[float] = []
+    features: list[npt.NDArray[np.float32]] = []
+    for item in tqdm(items, desc="teacher windows", unit="file"):
+        cands = gate_candidates(load_audio(data / item.path), gate)
+        if not cands:
+            continue
+        starts = [max(0.0, c.onset / SR - WINDOW_PRE_S) for c in cands]
+        rows = np.concatenate([yamnet(data / item.path, starts), efficientat(data / item.path, starts)], axis=1)
+        paths += [item.path] * len(cands)
+        onsets += [c.onset for c in cands]
+        dbfs += [c.block_dbfs for c in cands]
+        features += list(rows)
+    np.savez_compressed(
+        out,
+        paths=np.array(paths),
+        onsets=np.array(onsets, np.int64),
+        block_dbfs=np.array(dbfs, np.float32),
+        features=np.array(features, np.float32),
+    )
+    print(f"wrote {out}: {len(features)} candidate windows of {len(items)} files x {features[0].size} class scores")
+    return 0
+
+
 # --------------------------------------------------------------------------- the probe (runs in the project's venv)
 
 
 def read_features(path: Path) -> dict[str, npt.NDArray[np.float32]]:
     with np.load(path) as f:
         return dict(zip((str(p) for p in f["paths"]), f["features"], strict=True))
+
+
+@dataclass(frozen=True)
+class WindowFeatures:
+    """``--windows`` output: one row per clean gate candidate."""
+
+    paths: npt.NDArray[np.str_]
+    onsets: npt.NDArray[np.int64]
+    block_dbfs: npt.NDArray[np.float32]
+    features: npt.NDArray[np.float32]
+
+
+def read_window_features(path: Path) -> WindowFeatures | None:
+    """The per-window features in ``path``, or None when it holds per-file features."""
+    with np.load(path) as f:
+        if "onsets" not in f.files:
+            return None
+        return WindowFeatures(f["paths"].astype(str), f["onsets"], f["block_dbfs"], f["features"])
 
 
 def _logit(p: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
@@ -149,6 +223,36 @@ def cross_fitted_scores(
     return {p: float(1 / (1 + np.exp(-s))) for p, s in zip(paths, out, strict=True)}
 
 
+def cross_fitted_window_scores(
+    windows: WindowFeatures,
+    paths: Sequence[str],
+    labels: Sequence[bool],
+    within_db: Sequence[float],
+    fold: Sequence[int] | npt.NDArray[np.int64],
+) -> dict[tuple[str, int], float]:
+    """Teacher probability for each candidate window of ``paths``, from a probe fitted on the windows of every
+    other fold. A window is a gunshot when its file is one and its block is within ``within_db`` of the file's
+    loudest (the rule that picks training's gunshot patches); every other window is a negative."""
+    index = {p: k for k, p in enumerate(paths)}
+    rows = np.array([p in index for p in windows.paths])
+    if not rows.any():
+        raise KeyError("the teacher windows hold none of the training files")
+    file_of = np.array([index[p] for p in windows.paths[rows]])
+    dbfs = windows.block_dbfs[rows]
+    top = np.full(len(paths), -np.inf)
+    np.maximum.at(top, file_of, dbfs)
+    y = (np.asarray(labels)[file_of] & (dbfs >= top[file_of] - np.asarray(within_db)[file_of])).astype(np.float64)
+    x = _logit(windows.features[rows])
+    k = np.asarray(fold)[file_of]
+    out = np.zeros(len(y))
+    for held_fold in np.unique(k):
+        held = k == held_fold
+        if (~held).any():
+            out[held] = fit_probe(x[~held], y[~held])(x[held])
+    keys = zip(windows.paths[rows], windows.onsets[rows], strict=True)
+    return {(str(p), int(o)): float(1 / (1 + np.exp(-s))) for (p, o), s in zip(keys, out, strict=True)}
+
+
 def cv_report(data: Path, features_path: Path, folds: int, seed: int) -> int:
     """The probe's own cross-validation over ``tools.kfold``'s folds, in ``tools.kfold``'s metrics."""
     from tools.dataset import fold_groups, read_manifest
@@ -175,6 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument("--out", type=Path, help="extract: feature file to write (.npz); needs --peers-dir")
     mode.add_argument("--cv", type=Path, metavar="NPZ", help="report the probe's cross-validation on these features")
     ap.add_argument("--peers-dir", type=Path, default=None, help="the peers folder (runners and models/)")
+    ap.add_argument(
+        "--windows", action="store_true", help="extract: one feature vector per gate candidate instead of per file"
+    )
     ap.add_argument("--folds", type=int, default=5, help="--cv: folds, as tools.kfold (default 5)")
     ap.add_argument("--seed", type=int, default=0, help="--cv: fold seed, as tools.kfold (default 0)")
     args = ap.parse_args(argv)
@@ -188,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         missing = [m for m in PEER_MODELS if not (args.peers_dir / m).is_file()]
         if missing:
             raise DataError(f"no {missing[0]} under {args.peers_dir}: point --peers-dir at the peers folder")
-        return extract(args.data, args.peers_dir.resolve(), args.out)
+        return (extract_windows if args.windows else extract)(args.data, args.peers_dir.resolve(), args.out)
     except ImportError as exc:
         print(f"error: no {exc.name or exc}: run the extraction with the peers' venv python", file=sys.stderr)
         return 2

@@ -227,7 +227,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         default=None,
         metavar="NPZ",
-        help="distil: mix a teacher's score into each training file's target (features from python -m tools.teacher)",
+        help="distil: mix a teacher's score into each patch's target (features from python -m tools.teacher: per file, "
+        "or per gate candidate with --windows)",
     )
     ap.add_argument(
         "--teacher-weight",
@@ -263,10 +264,13 @@ class Examples:
     label: list[str] = field(default_factory=list)
     source: list[str] = field(default_factory=list)
     """The manifest path each patch was cut from (or its augmented copy)."""
+    origin: list[int] = field(default_factory=list)
+    """The clean recording's candidate onset each patch shows (augmented or not), or -1 (an ambience impulse)."""
 
-    def add(self, patches: FloatArray, positive: bool, category: str, item: Item) -> None:
+    def add(self, patches: FloatArray, positive: bool, category: str, item: Item, origins: Sequence[int]) -> None:
         if len(patches) == 0:
             return
+        self.origin.extend(origins)
         self.x.append(patches)
         self.y.append(np.full(len(patches), 1.0 if positive else 0.0, dtype=np.float32))
         self.category.extend([category] * len(patches))
@@ -279,6 +283,7 @@ class Examples:
         self.category += other.category
         self.label += other.label
         self.source += other.source
+        self.origin += other.origin
 
     def arrays(self, fe: FrontEndParams) -> tuple[FloatArray, npt.NDArray[np.float32]]:
         if not self.x:
@@ -319,12 +324,13 @@ def _cap(onsets: list[int], cap: int, rng: np.random.Generator) -> list[int]:
 def _gunshot_examples(item: Item, audio: npt.NDArray[np.int16], ctx: Context, rng: np.random.Generator) -> Examples:
     r, ex, logmel = ctx.recipe, Examples(), LogMel(ctx.front_end)
     within = r.gun_within_db if item.urban else r.forest_within_db
-    shots = loud_candidates(gate_candidates(audio, ctx.gate), within)
-    ex.add(patches_at(audio, [c.onset for c in shots], logmel), True, _category(item, ctx.recipe), item)
+    loud = loud_candidates(gate_candidates(audio, ctx.gate), within)
+    shots = [c.onset for c in loud]
+    ex.add(patches_at(audio, shots, logmel), True, _category(item, ctx.recipe), item, shots)
     if not item.urban or not shots:
         return ex
-    main = max(shots, key=lambda c: c.block_dbfs).onset
-    known = np.array([c.onset for c in shots])
+    main = max(loud, key=lambda c: c.block_dbfs).onset
+    known = np.array(shots)
     tolerance = r.match_tolerance_s * logmel.params.sample_rate
     event = to_float(audio)
     for _ in range(r.gun_aug):
@@ -333,26 +339,38 @@ def _gunshot_examples(item: Item, audio: npt.NDArray[np.int16], ctx: Context, rn
             fired, copies = burst(event, rng, r.burst_rounds, r.burst_spacing_s)
             onsets = (known[None, :] + copies[:, None]).ravel()
         clip, offset = mix_event(fired, main, ctx.pool, rng, ctx.aug, ctx.bank)
-        found = [
-            c.onset for c in gate_candidates(clip, ctx.gate) if np.min(np.abs(onsets + offset - c.onset)) <= tolerance
-        ]
-        ex.add(patches_at(clip, found, logmel), True, "gun_urban", item)
+        placed = onsets + offset
+        shown = [(c.onset, _origin(c.onset, placed, known, tolerance)) for c in gate_candidates(clip, ctx.gate)]
+        found = [(c, o) for c, o in shown if o >= 0]
+        ex.add(patches_at(clip, [c for c, _ in found], logmel), True, "gun_urban", item, [o for _, o in found])
     return ex
+
+
+def _origin(onset: int, placed: npt.NDArray[np.int64], known: npt.NDArray[np.int64], tolerance: float) -> int:
+    """The known onset whose placed copy lies within ``tolerance`` of ``onset``, or -1 (``placed`` is ``known``
+    shifted into the augmented clip, tiled once per burst copy)."""
+    if len(placed) == 0:
+        return -1
+    j = int(np.argmin(np.abs(placed - onset)))
+    return int(known[j % len(known)]) if abs(int(placed[j]) - onset) <= tolerance else -1
 
 
 def _negative_examples(item: Item, audio: npt.NDArray[np.int16], ctx: Context, rng: np.random.Generator) -> Examples:
     r, ex, logmel = ctx.recipe, Examples(), LogMel(ctx.front_end)
     category = _category(item, ctx.recipe)
-    onsets = _cap([c.onset for c in gate_candidates(audio, ctx.gate)], r.max_neg_per_file, rng)
-    ex.add(patches_at(audio, onsets, logmel), False, category, item)
+    every = np.array([c.onset for c in gate_candidates(audio, ctx.gate)], dtype=np.int64)
+    onsets = _cap([int(o) for o in every], r.max_neg_per_file, rng)
+    ex.add(patches_at(audio, onsets, logmel), False, category, item, onsets)
     if not item.urban or item.label in AMBIENCE or item.label == "other":
         return ex
     n_aug = r.hard_aug if item.is_hard_negative else r.other_aug
     event = to_float(audio)
+    tolerance = r.match_tolerance_s * logmel.params.sample_rate
     for _ in range(n_aug):
-        clip, _offset = mix_event(event, 0, ctx.pool, rng, ctx.aug, ctx.bank)
+        clip, offset = mix_event(event, 0, ctx.pool, rng, ctx.aug, ctx.bank)
         onsets = _cap([c.onset for c in gate_candidates(clip, ctx.gate)], r.max_neg_per_file // 3, rng)
-        ex.add(patches_at(clip, onsets, logmel), False, category, item)
+        origins = [_origin(o, every + offset, every, tolerance) for o in onsets]
+        ex.add(patches_at(clip, onsets, logmel), False, category, item, origins)
     return ex
 
 
@@ -827,32 +845,55 @@ def _representative(x: FloatArray, y: npt.NDArray[np.float32], n: int, seed: int
 
 
 def distilled_targets(
-    y: npt.NDArray[np.float32], sources: list[str], train: list[Item], args: argparse.Namespace
+    y: npt.NDArray[np.float32], examples: Examples, train: list[Item], args: argparse.Namespace
 ) -> tuple[npt.NDArray[np.float32], dict[str, Any] | None]:
-    """Each patch's training target: its label, or with ``--teacher`` the label mixed with its file's teacher score
-    (:func:`tools.teacher.cross_fitted_scores`: the probe scoring a file never saw that file's group)."""
+    """Each patch's training target: its label, or with ``--teacher`` the label mixed with the teacher's score.
+
+    Per-file features (``python -m tools.teacher --out``) give every patch its file's score; per-window features
+    (``--windows``) give each patch the score of the clean candidate it shows (:attr:`Examples.origin`), and
+    patches of ambience impulses keep their label. Either way the probe scoring a file never saw its group."""
     if args.teacher is None:
         return y, None
-    from tools.teacher import cross_fitted_scores, random_folds, read_features
+    from tools import teacher
 
+    paths, guns = [i.path for i in train], [i.is_gunshot for i in train]
+    fold = teacher.random_folds([i.group for i in train], seed=args.seed)
     try:
-        features = read_features(args.teacher)
-        fold = random_folds([i.group for i in train], seed=args.seed)
-        scores = cross_fitted_scores(features, [i.path for i in train], [i.is_gunshot for i in train], fold)
+        windows = teacher.read_window_features(args.teacher)
+        if windows is None:
+            by_file = teacher.cross_fitted_scores(teacher.read_features(args.teacher), paths, guns, fold)
+            score, have = np.array([by_file[s] for s in examples.source]), np.ones(len(y), dtype=bool)
+        else:
+            recipe = recipe_from_args(args)
+            within = [recipe.gun_within_db if i.urban else recipe.forest_within_db for i in train]
+            by_window = teacher.cross_fitted_window_scores(windows, paths, guns, within, fold)
+            score, have = _window_scores(by_window, examples)
     except (OSError, KeyError, ValueError) as exc:
         raise DataError(f"teacher features {args.teacher}: {exc}") from exc
     a = args.teacher_weight
-    targets = ((1 - a) * y + a * np.array([scores[s] for s in sources])).astype(np.float32)
-    gun = [scores[i.path] for i in train if i.is_gunshot]
-    neg = [scores[i.path] for i in train if not i.is_gunshot]
+    targets = np.where(have, (1 - a) * y + a * score, y).astype(np.float32)
     info = {
         "features": args.teacher.name,
         "features_sha256": file_sha256(args.teacher),
+        "per": "file" if windows is None else "window",
         "weight": a,
-        "cross_fitted_auc_train": _r(metrics.auc(gun, neg)),
+        "patches_distilled": int(have.sum()),
+        "cross_fitted_patch_auc": _r(metrics.auc(score[have & (y > 0.5)], score[have & (y <= 0.5)])),
     }
     log.info("teacher: %s", info)
     return targets, info
+
+
+def _window_scores(
+    by_window: dict[tuple[str, int], float], examples: Examples
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Each patch's teacher score by the clean candidate it shows, and which patches show one."""
+    keys = list(zip(examples.source, examples.origin, strict=True))
+    have = np.array([o >= 0 for o in examples.origin], dtype=bool)
+    missing = [k for k, h in zip(keys, have, strict=True) if h and k not in by_window]
+    if missing:
+        raise KeyError(f"no teacher window at onset {missing[0][1]} of {missing[0][0]} (other gate settings?)")
+    return np.array([by_window[k] if h else 0.0 for k, h in zip(keys, have, strict=True)]), have
 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
@@ -897,7 +938,7 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
     n_patches = {c: int(sum(1 for k in examples.category if k == c)) for c in sorted(set(examples.category))}
     log.info("training patches: %s (positives %d)", n_patches, int(y.sum()))
     val_patches = validation_patches(val, args.data, gate, fe, args.workers)
-    targets, teacher = distilled_targets(y, examples.source, train, args)
+    targets, teacher = distilled_targets(y, examples, train, args)
 
     mining: dict[str, Any] | None = None
     if args.mine_hard_negatives > 0:
