@@ -1,4 +1,4 @@
-"""tools.augment: the street channel and synthetic bursts keep onsets where training expects them."""
+"""tools.augment: the street channel, synthetic bursts and truncation keep onsets where training expects them."""
 
 from __future__ import annotations
 
@@ -53,3 +53,12 @@ def test_mix_event_without_a_bank_draws_as_before() -> None:
     a = mix_event(click(), 1000, pool, np.random.default_rng(5), params)
     b = mix_event(click(), 1000, pool, np.random.default_rng(5), params, ())
     assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+
+
+def test_a_truncated_clip_ends_within_its_range_after_the_event_onset() -> None:
+    params = AugmentParams(p_end_after_event=1.0, end_after_s=(0.1, 0.2))
+    pool = [np.random.default_rng(3).standard_normal(SR).astype(np.float32) * 0.01]
+    for seed in range(20):
+        clip, offset = mix_event(click(8000), 1000, pool, np.random.default_rng(seed), params)
+        after = len(clip) - (offset + 1000)
+        assert round(0.1 * SR) <= after <= round(0.2 * SR)

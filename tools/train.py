@@ -110,6 +110,8 @@ class Recipe:
     burst_rounds: tuple[int, int] = (2, 8)
     burst_spacing_s: tuple[float, float] = (0.05, 0.4)
     """Full-auto (10-20 rounds/s) to semi-auto spacing."""
+    p_truncate: float = 0.0
+    """Share of augmented clips that end shortly after the event (``AugmentParams.p_end_after_event``)."""
     weighted_as_hard: tuple[str, ...] = ()
     """Further negative labels weighted as hard negatives (one equal share each), e.g. impulsive ambience."""
 
@@ -205,6 +207,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         metavar="P",
         help="turn a share P of augmented gunshot copies into bursts of 2-8 rounds 50-400 ms apart (default 0: off)",
+    )
+    ap.add_argument(
+        "--truncate",
+        type=float,
+        default=None,
+        metavar="P",
+        help="end a share P of augmented clips 0.05-0.45 s after the event's onset, as short dataset clips end "
+        "(default 0: off)",
     )
     ap.add_argument(
         "--weight-as-hard",
@@ -772,6 +782,7 @@ def metadata(
     result: dict[str, Any],
     train_seconds: float,
     fe: FrontEndParams,
+    aug: AugmentParams,
 ) -> dict[str, Any]:
     val_gun_groups = sorted({i.group for i in val if i.is_gunshot and i.urban})
     return {
@@ -821,7 +832,7 @@ def metadata(
             "steps": steps,
             "batch": recipe.batch,
             "learning_rate": recipe.learning_rate,
-            "augmentation": asdict(AugmentParams()),
+            "augmentation": asdict(aug),
             "recipe": {k: v for k, v in asdict(recipe).items() if k not in {"widths"}},
             "ensemble_members": ensemble,
             "member_seeds": [seed + k for k in range(ensemble)],
@@ -906,6 +917,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         "weighted_as_hard": args.weight_as_hard,
         "street_irs": args.street_irs,
         "p_burst": args.bursts,
+        "p_truncate": args.truncate,
         "shares": {**base.shares, **dict(args.share)} if args.share else None,
     }
     return replace(base, **{k: v for k, v in given.items() if v is not None})
@@ -929,7 +941,8 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
     log.info("%d files: %d train, %d validation (%d groups)", len(items), len(train), len(val), len(val_groups))
 
     bank = street_bank(recipe.street_irs, args.seed)
-    ctx = Context(args.data, recipe, gate, AugmentParams(), load_ambience(train, args.data), bank, fe)
+    aug = AugmentParams(p_end_after_event=recipe.p_truncate)
+    ctx = Context(args.data, recipe, gate, aug, load_ambience(train, args.data), bank, fe)
     examples = training_examples(train, ctx, args.seed, args.workers)
     x, y = examples.arrays(fe)
     if len(x) == 0 or y.min() == y.max():
@@ -1005,6 +1018,7 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
         result=result,
         train_seconds=time.monotonic() - started,
         fe=fe,
+        aug=aug,
     )
     if teacher:
         meta["teacher"] = teacher
