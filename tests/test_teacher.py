@@ -3,6 +3,7 @@ file with a probe fitted on it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -134,3 +135,28 @@ def test_window_probe_refuses_features_of_other_files() -> None:
     windows = _windows(["x.flac"], [0], [-20.0], np.full((1, 3), 0.5))
     with pytest.raises(KeyError, match="none of the training files"):
         cross_fitted_window_scores(windows, ["a.flac"], [True], [6.0], [0])
+
+
+def test_cv_report_scores_a_file_by_its_best_window(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(5)
+    rows, paths, onsets, dbfs = [], [], [], []
+    for k in range(80):
+        label = "gunshot" if k % 2 else "door"
+        rows.append(f"{label}{k}.flac\t{label}\t{label}:{k}\tus8k\t1.0\tCC0\n")
+        if k < 78:  # two files without any gate candidate score 0
+            paths += [f"{label}{k}.flac"] * 2
+            onsets += [100, 9000]
+            dbfs += [-10.0, -40.0]
+    (tmp_path / "manifest.tsv").write_text("path\tlabel\tgroup\tsource\tduration_s\tlicense\n" + "".join(rows))
+    shot = np.array([p.startswith("gunshot") and d == -10.0 for p, d in zip(paths, dbfs, strict=True)])
+    x = 1 / (1 + np.exp(-(rng.standard_normal((len(paths), 4)) + 3.0 * shot[:, None])))
+    np.savez_compressed(
+        tmp_path / "w.npz",
+        paths=np.array(paths),
+        onsets=np.array(onsets),
+        block_dbfs=np.array(dbfs, np.float32),
+        features=x.astype(np.float32),
+    )
+    assert main(["--data", str(tmp_path), "--cv", str(tmp_path / "w.npz")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["files"]["urban_gunshot"] == 40 and report["auc_gunshot_vs_all_urban"] > 0.9

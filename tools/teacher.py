@@ -13,7 +13,7 @@ Step 2 happens inside ``tools.train --teacher FILE``: :func:`cross_fitted_scores
 the training groups' features and scores each training file with a probe that never saw that file's group. With
 per-window features :func:`cross_fitted_window_scores` does the same for each candidate window, a gunshot file's
 shots (its loud candidates) being the positives. ``python -m tools.teacher --data DIR --cv FILE`` reports the
-per-file probe's own cross-validation over ``tools.kfold``'s folds. Both peers are permissively licensed (YAMNet
+probe's own cross-validation over ``tools.kfold``'s folds. Both peers are permissively licensed (YAMNet
 Apache-2.0, EfficientAT MIT); their code and weights stay in the peers folder and are loaded from there at run
 time, never copied here.
 """
@@ -254,18 +254,23 @@ def cross_fitted_window_scores(
 
 
 def cv_report(data: Path, features_path: Path, folds: int, seed: int) -> int:
-    """The probe's own cross-validation over ``tools.kfold``'s folds, in ``tools.kfold``'s metrics."""
+    """The probe's own cross-validation over ``tools.kfold``'s folds, in ``tools.kfold``'s metrics; a file's score
+    under per-window features is its highest window's (0 when the gate found nothing in it)."""
     from tools.dataset import fold_groups, read_manifest
-    from tools.train import evaluate
+    from tools.train import Recipe, evaluate
 
     items = read_manifest(data)
     fold_of = {g: k for k, groups in enumerate(fold_groups(items, folds, seed)) for g in groups}
-    scores = cross_fitted_scores(
-        read_features(features_path),
-        [i.path for i in items],
-        [i.is_gunshot for i in items],
-        [fold_of[i.group] for i in items],
-    )
+    paths, guns, fold = [i.path for i in items], [i.is_gunshot for i in items], [fold_of[i.group] for i in items]
+    windows = read_window_features(features_path)
+    if windows is None:
+        scores = cross_fitted_scores(read_features(features_path), paths, guns, fold)
+    else:
+        recipe = Recipe()
+        within = [recipe.gun_within_db if i.urban else recipe.forest_within_db for i in items]
+        scores = dict.fromkeys(paths, 0.0)
+        for (path, _onset), score in cross_fitted_window_scores(windows, paths, guns, within, fold).items():
+            scores[path] = max(scores[path], score)
     result = evaluate(items, [scores[i.path] for i in items])
     result["at_threshold"].pop("per_label")
     print(json.dumps(result, indent=2))
@@ -277,7 +282,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, required=True, help="folder with manifest.tsv and the audio files")
     mode = ap.add_mutually_exclusive_group(required=True)
     mode.add_argument("--out", type=Path, help="extract: feature file to write (.npz); needs --peers-dir")
-    mode.add_argument("--cv", type=Path, metavar="NPZ", help="report the probe's cross-validation on these features")
+    mode.add_argument(
+        "--cv",
+        type=Path,
+        metavar="NPZ",
+        help="report the probe's cross-validation on these features (per file or window)",
+    )
     ap.add_argument("--peers-dir", type=Path, default=None, help="the peers folder (runners and models/)")
     ap.add_argument(
         "--windows", action="store_true", help="extract: one feature vector per gate candidate instead of per file"
