@@ -231,3 +231,18 @@ def test_a_bad_window_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         train.parse_args(["--data", "d", "--out", "o", "--window", "0.5"])
     assert "PRE,POST" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["abc", "-5", "8000"])
+def test_a_bad_fmin_is_refused(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        train.parse_args(["--data", "d", "--out", "o", "--fmin", value])
+    assert "lowest band edge in Hz, 0 to 7800" in capsys.readouterr().err
+
+
+def test_fmin_reaches_the_front_end() -> None:
+    fe = train.front_end_from_args(
+        train.parse_args(["--data", "d", "--out", "o", "--fmin", "150", "--window", "0.5,0.4"])
+    )
+    assert (fe.fmin_hz, fe.pre_s, fe.post_s) == (150.0, 0.5, 0.4)
+    assert train.front_end_from_args(train.parse_args(["--data", "d", "--out", "o"])) == FrontEndParams()

@@ -149,11 +149,24 @@ def _window(text: str) -> tuple[float, float]:
     return pre, post
 
 
+def _fmin(text: str) -> float:
+    try:
+        hz = float(text)
+    except ValueError:
+        hz = -1.0
+    top = FrontEndParams().fmax_hz
+    if not 0.0 <= hz < top:
+        raise argparse.ArgumentTypeError(f"{text!r}: give the lowest band edge in Hz, 0 to {top:g}")
+    return hz
+
+
 def front_end_from_args(args: argparse.Namespace) -> FrontEndParams:
+    fe = FrontEndParams()
     window = getattr(args, "window", None)
-    if window is None:
-        return FrontEndParams()
-    return replace(FrontEndParams(), pre_s=window[0], post_s=window[1])
+    if window is not None:
+        fe = replace(fe, pre_s=window[0], post_s=window[1])
+    fmin = getattr(args, "fmin", None)
+    return fe if fmin is None else replace(fe, fmin_hz=fmin)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -246,6 +259,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=0.5,
         metavar="A",
         help="share of the teacher's score in the target, the rest is the label (default 0.5)",
+    )
+    ap.add_argument(
+        "--fmin",
+        type=_fmin,
+        default=None,
+        metavar="HZ",
+        help=f"lowest mel band edge (default: the front end's {FrontEndParams().fmin_hz:g} Hz); the model then needs a "
+        "front end with it",
     )
     ap.add_argument(
         "--window",
