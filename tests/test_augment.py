@@ -1,4 +1,5 @@
-"""tools.augment: the street channel, synthetic bursts and truncation keep onsets where training expects them."""
+"""tools.augment: the street channel, synthetic bursts, truncation and thumps keep onsets where training expects
+them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 
 pytest.importorskip("scipy", reason="the train extra is not installed")
 
-from tools.augment import SR, AugmentParams, burst, mix_event, street_bank, through_street
+from tools.augment import SR, AugmentParams, burst, mix_event, street_bank, through_street, thump
 
 
 def click(n: int = 4000, at: int = 1000) -> np.ndarray:
@@ -62,3 +63,16 @@ def test_a_truncated_clip_ends_within_its_range_after_the_event_onset() -> None:
         clip, offset = mix_event(click(8000), 1000, pool, np.random.default_rng(seed), params)
         after = len(clip) - (offset + 1000)
         assert round(0.1 * SR) <= after <= round(0.2 * SR)
+
+
+def test_a_thump_adds_low_frequency_energy_from_the_onset_on() -> None:
+    params = AugmentParams(thump_ms=(60.0, 60.0), thump_db=(6.0, 6.0))
+    x = click(8000, at=2000)
+    out = thump(x, 2000, np.random.default_rng(0), params)
+    assert np.array_equal(out[:2000], x[:2000])  # nothing before the onset
+    pulse = out - x
+    assert abs(np.abs(pulse).max() / 0.5 - 10 ** (6 / 20)) < 0.01  # the peak 6 dB above the event's
+    assert np.count_nonzero(pulse) == round(0.06 * SR) - 1  # 60 ms (the half-sine's first sample is 0)
+    spectrum = np.abs(np.fft.rfft(pulse)) ** 2
+    freqs = np.fft.rfftfreq(len(pulse), 1 / SR)
+    assert spectrum[freqs < 40].sum() > 10 * spectrum[(freqs > 60) & (freqs < 7800)].sum()

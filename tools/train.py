@@ -112,6 +112,8 @@ class Recipe:
     """Full-auto (10-20 rounds/s) to semi-auto spacing."""
     p_truncate: float = 0.0
     """Share of augmented clips that end shortly after the event (``AugmentParams.p_end_after_event``)."""
+    p_thump: float = 0.0
+    """Share of augmented events given a low-frequency thump at their onset (``AugmentParams.p_thump``)."""
     weighted_as_hard: tuple[str, ...] = ()
     """Further negative labels weighted as hard negatives (one equal share each), e.g. impulsive ambience."""
 
@@ -228,6 +230,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="P",
         help="end a share P of augmented clips 0.05-0.45 s after the event's onset, as short dataset clips end "
         "(default 0: off)",
+    )
+    ap.add_argument(
+        "--thump",
+        type=float,
+        default=None,
+        metavar="P",
+        help="give a share P of augmented events a 3-25 Hz thump at their onset, as an overloaded microphone "
+        "records them (default 0: off)",
     )
     ap.add_argument(
         "--weight-as-hard",
@@ -939,6 +949,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         "street_irs": args.street_irs,
         "p_burst": args.bursts,
         "p_truncate": args.truncate,
+        "p_thump": args.thump,
         "shares": {**base.shares, **dict(args.share)} if args.share else None,
     }
     return replace(base, **{k: v for k, v in given.items() if v is not None})
@@ -962,7 +973,7 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
     log.info("%d files: %d train, %d validation (%d groups)", len(items), len(train), len(val), len(val_groups))
 
     bank = street_bank(recipe.street_irs, args.seed)
-    aug = AugmentParams(p_end_after_event=recipe.p_truncate)
+    aug = AugmentParams(p_end_after_event=recipe.p_truncate, p_thump=recipe.p_thump)
     ctx = Context(args.data, recipe, gate, aug, load_ambience(train, args.data), bank, fe)
     examples = training_examples(train, ctx, args.seed, args.workers)
     x, y = examples.arrays(fe)
