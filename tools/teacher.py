@@ -120,7 +120,7 @@ def extract_windows(data: Path, peers_dir: Path, out: Path) -> int:
 
     from edge.dsp.onset import GateParams
     from tools.augment import SR
-    from tools.dataset import gate_candidates, load_audio, read_manifest
+    from tools.dataset import DataError, gate_candidates, load_audio, read_manifest
 
     items, gate = read_manifest(data), GateParams()
     yamnet, efficientat = _yamnet_scores(peers_dir), _efficientat_scores(peers_dir)
@@ -138,6 +138,8 @@ def extract_windows(data: Path, peers_dir: Path, out: Path) -> int:
         onsets += [c.onset for c in cands]
         dbfs += [c.block_dbfs for c in cands]
         features += list(rows)
+    if not features:
+        raise DataError(f"the onset gate found no candidate in any of the {len(items)} files: nothing to score")
     np.savez_compressed(
         out,
         paths=np.array(paths),
