@@ -204,6 +204,16 @@ def random_folds(groups: Sequence[str], folds: int = 5, seed: int = 0) -> npt.ND
     return np.array([fold_of[g] for g in groups], dtype=np.int64)
 
 
+def _cross_fit(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], fold: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Each row's probe logit, from a probe fitted on the rows of every other fold."""
+    out = np.zeros(len(y))
+    for held_fold in np.unique(fold):
+        held = fold == held_fold
+        if (~held).any():
+            out[held] = fit_probe(x[~held], y[~held])(x[held])
+    return out
+
+
 def cross_fitted_scores(
     features: dict[str, npt.NDArray[np.float32]],
     paths: Sequence[str],
@@ -217,11 +227,7 @@ def cross_fitted_scores(
     x = _logit(np.array([features[p] for p in paths]))
     y = np.array(labels, dtype=np.float64)
     k = np.asarray(fold)
-    out = np.zeros(len(paths))
-    for held_fold in np.unique(k):
-        held = k == held_fold
-        if (~held).any():
-            out[held] = fit_probe(x[~held], y[~held])(x[held])
+    out = _cross_fit(x, y, k)
     return {p: float(1 / (1 + np.exp(-s))) for p, s in zip(paths, out, strict=True)}
 
 
@@ -246,11 +252,7 @@ def cross_fitted_window_scores(
     y = (np.asarray(labels)[file_of] & (dbfs >= top[file_of] - np.asarray(within_db)[file_of])).astype(np.float64)
     x = _logit(windows.features[rows])
     k = np.asarray(fold)[file_of]
-    out = np.zeros(len(y))
-    for held_fold in np.unique(k):
-        held = k == held_fold
-        if (~held).any():
-            out[held] = fit_probe(x[~held], y[~held])(x[held])
+    out = _cross_fit(x, y, k)
     keys = zip(windows.paths[rows], windows.onsets[rows], strict=True)
     return {(str(p), int(o)): float(1 / (1 + np.exp(-s))) for (p, o), s in zip(keys, out, strict=True)}
 
@@ -268,8 +270,7 @@ def cv_report(data: Path, features_path: Path, folds: int, seed: int) -> int:
     if windows is None:
         scores = cross_fitted_scores(read_features(features_path), paths, guns, fold)
     else:
-        recipe = Recipe()
-        within = [recipe.gun_within_db if i.urban else recipe.forest_within_db for i in items]
+        within = [Recipe().shot_within_db(i) for i in items]
         scores = dict.fromkeys(paths, 0.0)
         for (path, _onset), score in cross_fitted_window_scores(windows, paths, guns, within, fold).items():
             scores[path] = max(scores[path], score)

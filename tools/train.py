@@ -117,6 +117,10 @@ class Recipe:
     weighted_as_hard: tuple[str, ...] = ()
     """Further negative labels weighted as hard negatives (one equal share each), e.g. impulsive ambience."""
 
+    def shot_within_db(self, item: Item) -> float:
+        """How close to a gunshot file's loudest candidate another must be to count as a shot."""
+        return self.gun_within_db if item.urban else self.forest_within_db
+
 
 QUICK = Recipe(epochs=1, gun_aug=2, hard_aug=1, other_aug=0, max_neg_per_file=20, spec_mask=False)
 
@@ -364,8 +368,7 @@ def _cap(onsets: list[int], cap: int, rng: np.random.Generator) -> list[int]:
 
 def _gunshot_examples(item: Item, audio: npt.NDArray[np.int16], ctx: Context, rng: np.random.Generator) -> Examples:
     r, ex, logmel = ctx.recipe, Examples(), LogMel(ctx.front_end)
-    within = r.gun_within_db if item.urban else r.forest_within_db
-    loud = loud_candidates(gate_candidates(audio, ctx.gate), within)
+    loud = loud_candidates(gate_candidates(audio, ctx.gate), r.shot_within_db(item))
     shots = [c.onset for c in loud]
     ex.add(patches_at(audio, shots, logmel), True, _category(item, ctx.recipe), item, shots)
     if not item.urban or not shots:
@@ -887,7 +890,7 @@ def _representative(x: FloatArray, y: npt.NDArray[np.float32], n: int, seed: int
 
 
 def distilled_targets(
-    y: npt.NDArray[np.float32], examples: Examples, train: list[Item], args: argparse.Namespace
+    y: npt.NDArray[np.float32], examples: Examples, train: list[Item], args: argparse.Namespace, recipe: Recipe
 ) -> tuple[npt.NDArray[np.float32], dict[str, Any] | None]:
     """Each patch's training target: its label, or with ``--teacher`` the label mixed with the teacher's score.
 
@@ -906,8 +909,7 @@ def distilled_targets(
             by_file = teacher.cross_fitted_scores(teacher.read_features(args.teacher), paths, guns, fold)
             score, have = np.array([by_file[s] for s in examples.source]), np.ones(len(y), dtype=bool)
         else:
-            recipe = recipe_from_args(args)
-            within = [recipe.gun_within_db if i.urban else recipe.forest_within_db for i in train]
+            within = [recipe.shot_within_db(i) for i in train]
             by_window = teacher.cross_fitted_window_scores(windows, paths, guns, within, fold)
             score, have = _window_scores(by_window, examples)
     except (OSError, KeyError, ValueError) as exc:
@@ -983,7 +985,7 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
     n_patches = {c: int(sum(1 for k in examples.category if k == c)) for c in sorted(set(examples.category))}
     log.info("training patches: %s (positives %d)", n_patches, int(y.sum()))
     val_patches = validation_patches(val, args.data, gate, fe, args.workers)
-    targets, teacher = distilled_targets(y, examples, train, args)
+    targets, teacher = distilled_targets(y, examples, train, args, recipe)
 
     mining: dict[str, Any] | None = None
     if args.mine_hard_negatives > 0:
