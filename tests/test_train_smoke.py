@@ -103,7 +103,7 @@ def test_missing_data_folder_gives_one_line_error(tmp_path: Path, capsys: pytest
 def test_quick_training_exports_a_loadable_model(tmp_path: Path) -> None:
     data = _write_data(tmp_path)
     out = tmp_path / "models"
-    augment = ["--street-irs", "2", "--bursts", "0.5"]  # exercises the street channel and bursts
+    augment = ["--street-irs", "2", "--bursts", "0.5", "--band-norm"]  # the street channel, bursts, band change
     teacher = _write_teacher(data, tmp_path / "teacher.npz")
     code = train.main(
         [
@@ -126,6 +126,7 @@ def test_quick_training_exports_a_loadable_model(tmp_path: Path) -> None:
     assert code == 0
     meta = json.loads((out / "gunshot.json").read_text())
     assert meta["teacher"]["weight"] == 0.5 and meta["teacher"]["features"] == "teacher.npz"
+    assert meta["training"]["recipe"]["band_norm"] is True
     assert meta["output"] == "logit"
     assert meta["front_end"] == FrontEndParams().to_dict()
     assert meta["split"]["val_groups"], "the split must record its validation groups"
@@ -144,6 +145,24 @@ def test_per_window_distillation_gives_each_patch_its_clean_windows_score(tmp_pa
     info = json.loads((tmp_path / "m" / "gunshot.json").read_text())["teacher"]
     assert info["per"] == "window" and info["weight"] == 0.3
     assert info["patches_distilled"] > 0 and 0.0 <= info["cross_fitted_patch_auc"] <= 1.0
+
+
+def test_a_teacher_head_trains_beside_the_logit_and_is_dropped_at_export(tmp_path: Path) -> None:
+    data = _write_data(tmp_path)
+    teacher = _write_window_teacher(data, tmp_path / "windows.npz")
+    assert _quick(data, tmp_path / "m", "--teacher", str(teacher), "--teacher-aux", "3", "--aux-weight", "0.2") == 0
+    info = json.loads((tmp_path / "m" / "gunshot.json").read_text())["teacher"]
+    assert info["mode"] == "auxiliary head" and info["components"] == 3 and info["weight"] == 0.2
+    assert info["patches_distilled"] > 0 and 0.0 < info["explained_variance"] <= 1.0
+    model = TfliteModel(tmp_path / "m" / "gunshot.tflite")
+    assert model.predict(LogMel().patches(_clip("gunshot", 1)[None, :8000])).shape == (1,)
+
+
+def test_a_teacher_head_needs_window_features(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _write_data(tmp_path)
+    teacher = _write_teacher(data, tmp_path / "files.npz")
+    assert _quick(data, tmp_path / "m", "--teacher", str(teacher), "--teacher-aux", "3") == 2
+    assert "per-window features" in capsys.readouterr().err
 
 
 def test_window_features_from_other_onsets_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -246,3 +265,16 @@ def test_fmin_reaches_the_front_end() -> None:
     )
     assert (fe.fmin_hz, fe.pre_s, fe.post_s) == (150.0, 0.5, 0.4)
     assert train.front_end_from_args(train.parse_args(["--data", "d", "--out", "o"])) == FrontEndParams()
+
+
+@pytest.mark.parametrize("value", ["120", "a,b", "120,-6", "120,6,3"])
+def test_bad_copies_are_refused(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        train.parse_args(["--data", "d", "--out", "o", "--copies", value])
+    assert "give two whole numbers GUN,HARD, e.g. 60,6" in capsys.readouterr().err
+
+
+def test_copies_reach_the_recipe() -> None:
+    recipe = train.recipe_from_args(train.parse_args(["--data", "d", "--out", "o", "--copies", "120,12"]))
+    assert (recipe.gun_aug, recipe.hard_aug) == (120, 12)
+    assert train.recipe_from_args(train.parse_args(["--data", "d", "--out", "o"])).gun_aug == train.Recipe().gun_aug

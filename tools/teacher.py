@@ -177,7 +177,7 @@ def read_window_features(path: Path) -> WindowFeatures | None:
         return WindowFeatures(f["paths"].astype(str), f["onsets"], f["block_dbfs"], f["features"])
 
 
-def _logit(p: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+def score_logits(p: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
     q = np.clip(p.astype(np.float64), 1e-6, 1 - 1e-6)
     return np.log(q / (1 - q))
 
@@ -224,7 +224,7 @@ def cross_fitted_scores(
     missing = [p for p in paths if p not in features]
     if missing:
         raise KeyError(f"the teacher features have no entry for {len(missing)} file(s), e.g. {missing[0]}")
-    x = _logit(np.array([features[p] for p in paths]))
+    x = score_logits(np.array([features[p] for p in paths]))
     y = np.array(labels, dtype=np.float64)
     k = np.asarray(fold)
     out = _cross_fit(x, y, k)
@@ -250,7 +250,7 @@ def cross_fitted_window_scores(
     top = np.full(len(paths), -np.inf)
     np.maximum.at(top, file_of, dbfs)
     y = (np.asarray(labels)[file_of] & (dbfs >= top[file_of] - np.asarray(within_db)[file_of])).astype(np.float64)
-    x = _logit(windows.features[rows])
+    x = score_logits(windows.features[rows])
     k = np.asarray(fold)[file_of]
     out = _cross_fit(x, y, k)
     keys = zip(windows.paths[rows], windows.onsets[rows], strict=True)

@@ -41,6 +41,7 @@ from tqdm import tqdm
 from edge.dsp.logmel import FloatArray, FrontEndParams, LogMel
 from edge.dsp.onset import GateParams
 from edge.evaluate import metrics
+from tools import distil
 from tools.augment import AugmentParams, Float, burst, mix_event, street_bank, to_float
 from tools.dataset import (
     AMBIENCE,
@@ -116,6 +117,8 @@ class Recipe:
     """Share of augmented events given a low-frequency thump at their onset (``AugmentParams.p_thump``)."""
     weighted_as_hard: tuple[str, ...] = ()
     """Further negative labels weighted as hard negatives (one equal share each), e.g. impulsive ambience."""
+    band_norm: bool = False
+    """A second input channel inside the network: each mel band minus its mean over the window (``build_model``)."""
 
     def shot_within_db(self, item: Item) -> float:
         """How close to a gunshot file's loudest candidate another must be to count as a shot."""
@@ -164,6 +167,16 @@ def _fmin(text: str) -> float:
     if not 0.0 <= hz < top:
         raise argparse.ArgumentTypeError(f"{text!r}: give the lowest band edge in Hz, 0 to {top:g}")
     return hz
+
+
+def _copies(text: str) -> tuple[int, int]:
+    try:
+        gun, hard = (int(v) for v in text.split(","))
+    except ValueError:
+        gun = hard = -1
+    if gun < 0 or hard < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give two whole numbers GUN,HARD, e.g. {Recipe.gun_aug},6")
+    return gun, hard
 
 
 def front_end_from_args(args: argparse.Namespace) -> FrontEndParams:
@@ -244,6 +257,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "records them (default 0: off)",
     )
     ap.add_argument(
+        "--copies",
+        type=_copies,
+        default=None,
+        metavar="GUN,HARD",
+        help=f"augmented copies of each urban gunshot file and of each hard-negative file (default "
+        f"{Recipe.gun_aug},{Recipe.hard_aug})",
+    )
+    ap.add_argument(
         "--weight-as-hard",
         type=lambda text: tuple(label for label in text.split(",") if label),
         default=None,
@@ -260,6 +281,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "forest negatives then have a share of their own instead of being part of 'other'",
     )
     ap.add_argument(
+        "--band-norm",
+        action="store_true",
+        help="give the network a second input channel, each mel band minus its mean over the window (computed in "
+        "the model, so the unit's front end is unchanged)",
+    )
+    ap.add_argument(
         "--teacher",
         type=Path,
         default=None,
@@ -273,6 +300,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=0.5,
         metavar="A",
         help="share of the teacher's score in the target, the rest is the label (default 0.5)",
+    )
+    ap.add_argument(
+        "--teacher-aux",
+        type=int,
+        default=0,
+        metavar="DIMS",
+        help="with per-window --teacher features: keep the labels as targets and train a second head (dropped at "
+        "export) to predict the first DIMS principal components of the teacher's class scores (tools.distil)",
+    )
+    ap.add_argument(
+        "--aux-weight",
+        type=float,
+        default=0.5,
+        metavar="L",
+        help="weight of the teacher head's mean squared error against the logit's cross-entropy (default 0.5)",
     )
     ap.add_argument(
         "--fmin",
@@ -295,6 +337,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.all_groups and args.threshold is None:
         ap.error("--all-groups needs --threshold (e.g. the one tools.kfold reports)")
+    if args.teacher_aux and args.teacher is None:
+        ap.error("--teacher-aux needs --teacher (per-window features from python -m tools.teacher --windows)")
     return args
 
 
@@ -527,12 +571,17 @@ def seed_everything(seed: int, threads: int | None = None) -> None:
         log.debug("op determinism unavailable: %s", exc)
 
 
-def build_model(fe: FrontEndParams, arch: str, widths: Sequence[int], prefix: str = "") -> Any:
+def build_model(fe: FrontEndParams, arch: str, widths: Sequence[int], prefix: str = "", band_norm: bool = False) -> Any:
     """Small CNN ending in global average pooling and one logit.
 
     ``cnn``: conv3x3-BN-ReLU blocks with 2x2 max pooling between them. ``sepcnn``: a stride-2 conv3x3 stem, then
     depthwise-separable blocks (depthwise 3x3 and pointwise 1x1, each BN-ReLU) with max pooling between them: about
     a third of the ``cnn``'s multiply-adds per window.
+
+    ``band_norm`` stacks a second channel on the input: each mel band minus its mean over the window's frames. A
+    fixed filter colouring the whole window (distance, the microphone's response, a steady background) is a
+    constant per band in log energy; that channel drops it and keeps each band's change in time, which a 3x3
+    stem cannot compute across 47 frames. It runs inside the model: the front end and the unit are unchanged.
     """
     import keras
     from keras import layers
@@ -543,6 +592,9 @@ def build_model(fe: FrontEndParams, arch: str, widths: Sequence[int], prefix: st
 
     inputs = keras.Input((fe.n_frames, fe.n_mels, 1), name="logmel")
     x = inputs
+    if band_norm:
+        band_mean = keras.ops.mean(inputs, axis=1, keepdims=True)
+        x = layers.Concatenate(name=f"{prefix}with_band_change")([inputs, layers.Subtract()([inputs, band_mean])])
     for k, width in enumerate(widths):
         if arch == "cnn" or k == 0:
             stride = 2 if arch == "sepcnn" else 1
@@ -626,8 +678,10 @@ def fit(
     epochs: int,
     max_steps: int | None,
     seed: int,
+    loss: Any = None,
 ) -> int:
-    """Adam with cosine decay and weight EMA, weighted binary cross-entropy on the logit; returns the steps run."""
+    """Adam with cosine decay and weight EMA, weighted binary cross-entropy on the logit (or ``loss``); returns the
+    steps run."""
     import keras
     import tensorflow as tf
 
@@ -650,7 +704,7 @@ def fit(
     schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, decay_steps=total, alpha=0.02)
     model.compile(
         optimizer=keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=0.995),
-        loss=keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing),
+        loss=loss or keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing),
     )
     model.fit(
         ds, epochs=epochs, steps_per_epoch=steps_per_epoch, shuffle=False, verbose=0, callbacks=[_TqdmSteps.make(total)]
@@ -928,6 +982,33 @@ def distilled_targets(
     return targets, info
 
 
+def teacher_head_targets(
+    examples: Examples, train: list[Item], args: argparse.Namespace
+) -> tuple[distil.AuxTargets, dict[str, Any]]:
+    """``--teacher-aux``: each patch's target for the training-only teacher head (:mod:`tools.distil`)."""
+    from tools import teacher
+
+    try:
+        windows = teacher.read_window_features(args.teacher)
+        if windows is None:
+            raise ValueError("--teacher-aux needs per-window features (python -m tools.teacher --windows)")
+        aux = distil.aux_targets(windows, [i.path for i in train], examples.source, examples.origin, args.teacher_aux)
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"teacher features {args.teacher}: {exc}") from exc
+    info = {
+        "features": args.teacher.name,
+        "features_sha256": file_sha256(args.teacher),
+        "per": "window",
+        "mode": "auxiliary head",
+        "components": args.teacher_aux,
+        "explained_variance": round(aux.explained, 4),
+        "weight": args.aux_weight,
+        "patches_distilled": int(aux.have.sum()),
+    }
+    log.info("teacher head: %s", info)
+    return aux, info
+
+
 def _window_scores(
     by_window: dict[tuple[str, int], float], examples: Examples
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
@@ -952,6 +1033,9 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         "p_burst": args.bursts,
         "p_truncate": args.truncate,
         "p_thump": args.thump,
+        "band_norm": args.band_norm or None,
+        "gun_aug": args.copies[0] if args.copies else None,
+        "hard_aug": args.copies[1] if args.copies else None,
         "shares": {**base.shares, **dict(args.share)} if args.share else None,
     }
     return replace(base, **{k: v for k, v in given.items() if v is not None})
@@ -985,12 +1069,17 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
     n_patches = {c: int(sum(1 for k in examples.category if k == c)) for c in sorted(set(examples.category))}
     log.info("training patches: %s (positives %d)", n_patches, int(y.sum()))
     val_patches = validation_patches(val, args.data, gate, fe, args.workers)
-    targets, teacher = distilled_targets(y, examples, train, args, recipe)
+    aux: distil.AuxTargets | None = None
+    teacher: dict[str, Any] | None
+    if args.teacher_aux:
+        targets, (aux, teacher) = y, teacher_head_targets(examples, train, args)
+    else:
+        targets, teacher = distilled_targets(y, examples, train, args, recipe)
 
     mining: dict[str, Any] | None = None
     if args.mine_hard_negatives > 0:
         seed_everything(args.seed, args.threads)
-        first = build_model(fe, recipe.arch, recipe.widths)
+        first = build_model(fe, recipe.arch, recipe.widths, band_norm=recipe.band_norm)
         first_steps = fit(first, x, targets, w, recipe, recipe.epochs, args.mine_steps or args.max_steps, args.seed)
         first_res = evaluate(val, file_scores(val_patches, functools.partial(keras_logits, first))) if val else {}
         scores = keras_logits(first, x)
@@ -1015,8 +1104,14 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
     for k in range(max(1, args.ensemble)):
         member_seed = args.seed + k
         seed_everything(member_seed, args.threads)
-        member = build_model(fe, recipe.arch, recipe.widths, prefix=f"m{k}_" if args.ensemble > 1 else "")
-        steps = fit(member, x, targets, w, recipe, recipe.epochs, args.max_steps, member_seed)
+        prefix = f"m{k}_" if args.ensemble > 1 else ""
+        member = build_model(fe, recipe.arch, recipe.widths, prefix, band_norm=recipe.band_norm)
+        if aux is None:
+            steps = fit(member, x, targets, w, recipe, recipe.epochs, args.max_steps, member_seed)
+        else:
+            trainer = distil.with_aux_head(member, args.teacher_aux)
+            loss = distil.loss(recipe.label_smoothing, args.aux_weight)
+            steps = fit(trainer, x, aux.packed(targets), w, recipe, recipe.epochs, args.max_steps, member_seed, loss)
         members.append(member)
         if args.ensemble > 1 and val:
             res = evaluate(val, file_scores(val_patches, functools.partial(keras_logits, member)))
