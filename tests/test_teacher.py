@@ -16,6 +16,7 @@ from tools.teacher import (
     cross_fitted_window_scores,
     fit_probe,
     main,
+    pooled_file_features,
     random_folds,
     read_features,
     read_window_features,
@@ -160,3 +161,19 @@ def test_cv_report_scores_a_file_by_its_best_window(tmp_path: Path, capsys: pyte
     assert main(["--data", str(tmp_path), "--cv", str(tmp_path / "w.npz")]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["files"]["urban_gunshot"] == 40 and report["auc_gunshot_vs_all_urban"] > 0.9
+    assert main(["--data", str(tmp_path), "--cv", str(tmp_path / "w.npz"), "--pool"]) == 0
+    pooled = json.loads(capsys.readouterr().out)
+    assert pooled["files"]["urban_gunshot"] == 40 and pooled["auc_gunshot_vs_all_urban"] > 0.9
+
+
+def test_pooling_takes_each_class_scores_maximum_over_a_files_windows() -> None:
+    windows = _windows(
+        ["a.flac", "a.flac", "b.flac", "x.flac"],
+        [0, 800, 0, 0],
+        [-20.0] * 4,
+        np.array([[0.1, 0.9], [0.7, 0.2], [0.3, 0.3], [1.0, 1.0]]),
+    )
+    pooled = pooled_file_features(windows, ["a.flac", "b.flac", "c.flac"])
+    assert pooled["a.flac"].tolist() == pytest.approx([0.7, 0.9])
+    assert pooled["b.flac"].tolist() == pytest.approx([0.3, 0.3])
+    assert pooled["c.flac"].tolist() == [0.0, 0.0]  # no candidate; x.flac is not in the manifest

@@ -71,9 +71,9 @@ def _yamnet_scores(peers_dir: Path) -> Any:
     return scores
 
 
-def _efficientat_scores(peers_dir: Path) -> Any:
-    """``scores(path, starts)``: EfficientAT's class scores of a WINDOW_S patch at each start (seconds), or with
-    no starts the maximum over the peers runner's 2 s windows."""
+def _efficientat_scores(peers_dir: Path, window_s: float = WINDOW_S) -> Any:
+    """``scores(path, starts)``: EfficientAT's class scores of a ``window_s`` patch at each start (seconds), or
+    with no starts the maximum over the peers runner's 2 s windows."""
     import onnxruntime as ort
 
     pc, eat = _peer(peers_dir, "peers_common"), _peer(peers_dir, "run_efficientat")
@@ -88,7 +88,7 @@ def _efficientat_scores(peers_dir: Path) -> Any:
     def scores(path: Path, starts: Sequence[float] | None = None) -> npt.NDArray[np.float32]:
         x, _sr = pc.load_audio(str(path), EAT_RATE)
         if starts is not None:
-            n = round(WINDOW_S * EAT_RATE)
+            n = round(window_s * EAT_RATE)
             cut = [x[round(s * EAT_RATE) :][:n] for s in starts]
             return np.array([patch(np.pad(c, (0, n - len(c)))) for c in cut], np.float32).reshape(len(starts), -1)
         windows = pc.windows(x, EAT_WINDOW, EAT_HOP, min_last=EAT_RATE // 4)
@@ -113,9 +113,10 @@ def extract(data: Path, peers_dir: Path, out: Path) -> int:
     return 0
 
 
-def extract_windows(data: Path, peers_dir: Path, out: Path) -> int:
+def extract_windows(data: Path, peers_dir: Path, out: Path, window_s: float = WINDOW_S) -> int:
     """One feature vector per clean gate candidate of every manifest file (the onsets training cuts patches at),
-    with the candidate's block level so the probe can tell a file's shots from its quieter impulses."""
+    with the candidate's block level so the probe can tell a file's shots from its quieter impulses. EfficientAT
+    sees ``window_s`` from WINDOW_PRE_S before the onset; YAMNet always its own 0.975 s patch."""
     from tqdm import tqdm
 
     from edge.dsp.onset import GateParams
@@ -123,7 +124,7 @@ def extract_windows(data: Path, peers_dir: Path, out: Path) -> int:
     from tools.dataset import DataError, gate_candidates, load_audio, read_manifest
 
     items, gate = read_manifest(data), GateParams()
-    yamnet, efficientat = _yamnet_scores(peers_dir), _efficientat_scores(peers_dir)
+    yamnet, efficientat = _yamnet_scores(peers_dir), _efficientat_scores(peers_dir, window_s)
     paths: list[str] = []
     onsets: list[int] = []
     dbfs: list[float] = []
@@ -257,9 +258,20 @@ def cross_fitted_window_scores(
     return {(str(p), int(o)): float(1 / (1 + np.exp(-s))) for (p, o), s in zip(keys, out, strict=True)}
 
 
-def cv_report(data: Path, features_path: Path, folds: int, seed: int) -> int:
+def pooled_file_features(windows: WindowFeatures, paths: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
+    """Per-file features from per-window ones: each class score's maximum over the file's candidate windows (all
+    zero for a file where the gate found nothing)."""
+    index = {p: k for k, p in enumerate(paths)}
+    pooled = np.zeros((len(paths), windows.features.shape[1]), np.float32)
+    rows = np.array([p in index for p in windows.paths], dtype=bool)
+    np.maximum.at(pooled, [index[p] for p in windows.paths[rows]], windows.features[rows])
+    return dict(zip(paths, pooled, strict=True))
+
+
+def cv_report(data: Path, features_path: Path, folds: int, seed: int, pool: bool = False) -> int:
     """The probe's own cross-validation over ``tools.kfold``'s folds, in ``tools.kfold``'s metrics; a file's score
-    under per-window features is its highest window's (0 when the gate found nothing in it)."""
+    under per-window features is its highest window's (0 when the gate found nothing in it), or with ``pool`` the
+    score of one probe on the file's pooled windows (:func:`pooled_file_features`)."""
     from tools.dataset import fold_groups, read_manifest
     from tools.train import Recipe, evaluate
 
@@ -267,8 +279,9 @@ def cv_report(data: Path, features_path: Path, folds: int, seed: int) -> int:
     fold_of = {g: k for k, groups in enumerate(fold_groups(items, folds, seed)) for g in groups}
     paths, guns, fold = [i.path for i in items], [i.is_gunshot for i in items], [fold_of[i.group] for i in items]
     windows = read_window_features(features_path)
-    if windows is None:
-        scores = cross_fitted_scores(read_features(features_path), paths, guns, fold)
+    if windows is None or pool:
+        features = read_features(features_path) if windows is None else pooled_file_features(windows, paths)
+        scores = cross_fitted_scores(features, paths, guns, fold)
     else:
         within = [Recipe().shot_within_db(i) for i in items]
         scores = dict.fromkeys(paths, 0.0)
@@ -295,6 +308,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--windows", action="store_true", help="extract: one feature vector per gate candidate instead of per file"
     )
+    ap.add_argument(
+        "--window-s",
+        type=float,
+        default=WINDOW_S,
+        metavar="S",
+        help=f"extract with --windows: seconds of audio EfficientAT sees per candidate (default {WINDOW_S:g})",
+    )
+    ap.add_argument(
+        "--pool",
+        action="store_true",
+        help="--cv on per-window features: one probe per file on each class score's maximum over its windows",
+    )
     ap.add_argument("--folds", type=int, default=5, help="--cv: folds, as tools.kfold (default 5)")
     ap.add_argument("--seed", type=int, default=0, help="--cv: fold seed, as tools.kfold (default 0)")
     args = ap.parse_args(argv)
@@ -302,13 +327,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.cv:
-            return cv_report(args.data, args.cv, args.folds, args.seed)
+            return cv_report(args.data, args.cv, args.folds, args.seed, args.pool)
         if args.peers_dir is None:
             ap.error("--out needs --peers-dir")
         missing = [m for m in PEER_MODELS if not (args.peers_dir / m).is_file()]
         if missing:
             raise DataError(f"no {missing[0]} under {args.peers_dir}: point --peers-dir at the peers folder")
-        return (extract_windows if args.windows else extract)(args.data, args.peers_dir.resolve(), args.out)
+        if args.windows:
+            return extract_windows(args.data, args.peers_dir.resolve(), args.out, args.window_s)
+        return extract(args.data, args.peers_dir.resolve(), args.out)
     except ImportError as exc:
         print(f"error: no {exc.name or exc}: run the extraction with the peers' venv python", file=sys.stderr)
         return 2
