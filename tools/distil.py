@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tools.teacher import WindowFeatures, score_logits
+from tools.teacher import WindowFeatures, score_logits, window_rows
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,8 @@ def aux_targets(
     _u, s, vt = np.linalg.svd(z[fit_rows], full_matrices=False)
     scale = s[:dims] / np.sqrt(fit_rows.sum())
     comps = (z @ vt[:dims].T) / scale
-    row = {(str(p), int(o)): k for k, (p, o) in enumerate(zip(windows.paths, windows.onsets, strict=True))}
-    index = np.array([row.get((s_, o), -1) if o >= 0 else -1 for s_, o in zip(sources, origins, strict=True)])
+    index = window_rows(windows, sources, origins)
     have = index >= 0
-    missing = [(s_, o) for s_, o, i in zip(sources, origins, index, strict=True) if o >= 0 and i < 0]
-    if missing:
-        raise KeyError(f"no teacher window at onset {missing[0][1]} of {missing[0][0]} (other gate settings?)")
     values = np.where(have[:, None], comps[np.maximum(index, 0)], 0.0).astype(np.float32)
     return AuxTargets(values, have, float((s[:dims] ** 2).sum() / (s**2).sum()))
 

@@ -170,6 +170,19 @@ class WindowFeatures:
     features: npt.NDArray[np.float32]
 
 
+def window_rows(windows: WindowFeatures, sources: Sequence[str], origins: Sequence[int]) -> npt.NDArray[np.int64]:
+    """Each training patch's row in ``windows``, by the file and clean onset it shows (``Examples.origin``); -1
+    for patches of ambience impulses (origin -1). A patch whose window is missing is an error."""
+    row = {(str(p), int(o)): k for k, (p, o) in enumerate(zip(windows.paths, windows.onsets, strict=True))}
+    out = np.full(len(sources), -1, dtype=np.int64)
+    for k, (source, origin) in enumerate(zip(sources, origins, strict=True)):
+        if origin >= 0:
+            if (source, origin) not in row:
+                raise KeyError(f"no teacher window at onset {origin} of {source} (other gate settings?)")
+            out[k] = row[(source, origin)]
+    return out
+
+
 def read_window_features(path: Path) -> WindowFeatures | None:
     """The per-window features in ``path``, or None when it holds per-file features."""
     with np.load(path) as f:

@@ -965,7 +965,9 @@ def distilled_targets(
         else:
             within = [recipe.shot_within_db(i) for i in train]
             by_window = teacher.cross_fitted_window_scores(windows, paths, guns, within, fold)
-            score, have = _window_scores(by_window, examples)
+            have = teacher.window_rows(windows, examples.source, examples.origin) >= 0
+            patches = zip(examples.source, examples.origin, have, strict=True)
+            score = np.array([by_window[(s, o)] if h else 0.0 for s, o, h in patches])
     except (OSError, KeyError, ValueError) as exc:
         raise DataError(f"teacher features {args.teacher}: {exc}") from exc
     a = args.teacher_weight
@@ -1007,18 +1009,6 @@ def teacher_head_targets(
     }
     log.info("teacher head: %s", info)
     return aux, info
-
-
-def _window_scores(
-    by_window: dict[tuple[str, int], float], examples: Examples
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-    """Each patch's teacher score by the clean candidate it shows, and which patches show one."""
-    keys = list(zip(examples.source, examples.origin, strict=True))
-    have = np.array([o >= 0 for o in examples.origin], dtype=bool)
-    missing = [k for k, h in zip(keys, have, strict=True) if h and k not in by_window]
-    if missing:
-        raise KeyError(f"no teacher window at onset {missing[0][1]} of {missing[0][0]} (other gate settings?)")
-    return np.array([by_window[k] if h else 0.0 for k, h in zip(keys, have, strict=True)]), have
 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
