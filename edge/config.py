@@ -187,6 +187,20 @@ class DetectConfig(Section):
     gate_min_dbfs: float = setting(
         -60.0, "Impulses quieter than this are ignored", unit="dBFS", minimum=-100, maximum=0
     )
+    texture_s: float = setting(
+        2.0,
+        "A run of shot-like impulses (rain on metal, rattling) older than this cannot open a detection; 0 = off",
+        unit="seconds",
+        minimum=0,
+        maximum=60,
+    )
+    texture_louder_db: float = setting(
+        10.0,
+        "An impulse this much louder than the run it falls into still opens a detection (a shot in the rain)",
+        unit="dB",
+        minimum=0,
+        maximum=60,
+    )
     num_threads: int = setting(1, "TFLite interpreter threads", unit="threads", minimum=1, maximum=4)
 
 

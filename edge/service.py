@@ -25,6 +25,7 @@ from edge.config import Config
 from edge.detect.bursts import BurstParams, Detection
 from edge.detect.detector import Scorer, StreamingDetector
 from edge.detect.runtime import TfliteModel
+from edge.detect.texture import TextureParams
 from edge.dsp.onset import GateParams
 from edge.errors import PolewatchError
 from edge.health import HealthSnapshot, MicLevel, OutboxState, collect_health, degraded_reasons
@@ -203,6 +204,7 @@ class Unit:
             bursts=BurstParams(gap_s=cfg.burst_gap_s, round_score=cfg.round_score),
             ring_seconds=self.config.audio.ring_seconds,
             second_look=self.model.second_look if self.model else None,
+            texture=TextureParams(max_s=cfg.texture_s, louder_db=cfg.texture_louder_db),
         )
         log.info("detector ready: threshold %.3f, burst gap %.1f s", threshold, cfg.burst_gap_s)
 

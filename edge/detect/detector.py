@@ -1,4 +1,4 @@
-"""The streaming detector: ring buffer → onset gate → log-mel window → classifier → bursts.
+"""The streaming detector: ring buffer → onset gate → log-mel window → classifier → texture check → bursts.
 
 Chunks of any size go in; detections come out in a deterministic order that does not depend on the chunking.
 A candidate is classified as soon as the ring holds ``post_s`` of audio after its onset, so the first message
@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from edge.audio.ring import RingBuffer
 from edge.detect.bursts import BurstParams, BurstTracker, Detection, Impulse
+from edge.detect.texture import TextureParams, TextureTracker
 from edge.dsp.logmel import FloatArray, FrontEndParams, LogMel
 from edge.dsp.onset import BLOCK, Candidate, GateParams, OnsetGate
 
@@ -64,7 +65,7 @@ class DetectorStats:
     candidates: int = 0
     gunshot_impulses: int = 0
     max_score: float = 0.0
-    """Highest classifier score of any candidate so far (0 when the gate found none)."""
+    """Highest score of any candidate so far, after the texture check (0 when the gate found none)."""
     second_looks: int = 0
     """Candidates the :class:`SecondLook` classified again."""
 
@@ -81,6 +82,7 @@ class StreamingDetector:
         ring_seconds: float = 30.0,
         keep_scores: bool = False,
         second_look: SecondLook | None = None,
+        texture: TextureParams | None = None,
     ) -> None:
         self.front_end = front_end or FrontEndParams()
         self.logmel = LogMel(self.front_end)
@@ -97,6 +99,7 @@ class StreamingDetector:
         """Samples after an onset the ring must hold before the candidate is classified."""
         self.gate = OnsetGate(gate)
         self.bursts = BurstTracker(bursts)
+        self.texture = TextureTracker(self.bursts.params.round_score, texture)
         longest = max(look.params.window_samples for look in looks)
         self.ring = RingBuffer(max(round(ring_seconds * self.front_end.sample_rate), 2 * longest))
         self.stats = DetectorStats()
@@ -172,6 +175,7 @@ class StreamingDetector:
         return np.array(scorer.predict(logmel.patches(windows)), dtype=np.float32)
 
     def _judge(self, cand: Candidate, score: float) -> list[Detection]:
+        score = self.texture.score(cand.onset, score, cand.block_dbfs)
         self.stats.candidates += 1
         self.stats.max_score = max(self.stats.max_score, score)
         if self.keep_scores:

@@ -16,7 +16,7 @@ class FileScan:
     detections: tuple[Detection, ...]
     """Final detections at the threshold, in order."""
     max_score: float
-    """Highest classifier score of any impulse in the file (0 when the gate found none)."""
+    """Highest score of any impulse in the file, after the texture check (0 when the gate found none)."""
     seconds: float
     impulses: tuple[tuple[float, float], ...] = ()
     """(onset in seconds from the file's start, score) of every classified gate candidate, in onset order."""
