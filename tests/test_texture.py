@@ -20,7 +20,7 @@ def test_impulses_more_than_max_s_into_a_run_are_capped_at_shot_like() -> None:
 
 
 def test_a_pause_longer_than_gap_s_starts_a_new_run() -> None:
-    run = [(0.0, 0.8, -30.0), (0.9, 0.8, -30.0), (1.8, 0.8, -30.0), (3.0, 0.8, -30.0), (3.9, 0.8, -30.0)]
+    run = [(0.0, 0.8, -30.0), (1.4, 0.8, -30.0), (3.0, 0.8, -30.0), (4.4, 0.8, -30.0), (6.0, 0.8, -30.0)]
     assert scores(TextureTracker(0.5), run) == [0.8] * 5
 
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 class TextureParams:
     max_s: float = 2.0
     """How long a run of shot-like impulses may last before its impulses stop opening detections; 0 = never."""
-    gap_s: float = 1.0
-    """Longest pause inside one run."""
+    gap_s: float = 1.5
+    """Longest pause inside one run (rain on a roof leaves more than 1 s between shot-like drops now and then)."""
     louder_db: float = 10.0
     """How much louder than the run so far an impulse must be to keep its score."""
     sample_rate: int = 16_000
