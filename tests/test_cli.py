@@ -52,7 +52,9 @@ def test_detect_silence_has_gun_max_zero(tmp_path: Path, capsys: pytest.CaptureF
     quiet = tmp_path / "quiet.wav"
     sf.write(quiet, np.zeros(RATE, dtype=np.int16), RATE)
     assert main(["detect", "--json", str(quiet)]) == 0
-    assert json_lines(capsys.readouterr().out) == [{"file": str(quiet), "gun_max": 0.0, "detections": 0}]
+    assert json_lines(capsys.readouterr().out) == [
+        {"file": str(quiet), "gun_max": 0.0, "detections": 0, "texture_capped": 0}
+    ]
 
 
 @needs_model

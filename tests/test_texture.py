@@ -1,10 +1,14 @@
 """The texture check: a long run of shot-like impulses (rain on a car roof) cannot open a detection."""
 
+from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
 import pytest
+import soundfile as sf
 
 from edge.detect.detector import StreamingDetector
+from edge.detect.scan import scan_file
 from edge.detect.texture import TextureParams, TextureTracker
 from tests.impulses import RATE, add_impulse, feed, noise, to_int16
 from tests.test_detector import QueueScorer
@@ -78,3 +82,13 @@ def test_a_shot_in_the_rain_still_opens_one() -> None:
     onsets, scored = detect(rain(20_000.0))  # 14 dB louder than the drops
     assert onsets == [LOUD_AT]
     assert dict(scored)[LOUD_AT] == 0.95
+
+
+def test_a_file_scan_counts_the_capped_impulses(tmp_path: Path) -> None:
+    path = tmp_path / "rain.wav"
+    sf.write(path, np.concatenate(rain(None)), RATE, subtype="PCM_16")
+    queue = [0.0] + [0.95 if t == LOUD_AT else 0.7 for t in DROPS]
+    scan = scan_file(path, QueueScorer(queue), threshold=0.9)
+    assert scan.detections == ()
+    assert scan.texture_capped == sum(t - DROPS[0] > 2.0 for t in DROPS) == 9  # every drop after 3.0 s, 4.2 s too
+    assert scan.max_score == pytest.approx(0.7)

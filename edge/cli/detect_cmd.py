@@ -45,7 +45,9 @@ def detect_file(path: Path, model: TfliteModel, threshold: float, burst_gap: flo
         print(json.dumps(record) if as_json else f"{path}: {describe(det)}", flush=True)
     gun_max = round(scan.max_score, 4)
     count = len(scan.detections)
-    summary = {"file": str(path), "gun_max": gun_max, "detections": count}
+    summary = {"file": str(path), "gun_max": gun_max, "detections": count, "texture_capped": scan.texture_capped}
     human = f"{path}: {count} detection(s), highest gunshot score {gun_max:.3f}"
+    if scan.texture_capped:
+        human += f", {scan.texture_capped} impulse(s) inside a texture (rain, rattling) kept from opening one"
     print(json.dumps(summary) if as_json else human, flush=True)
     return count

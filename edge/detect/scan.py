@@ -20,6 +20,8 @@ class FileScan:
     seconds: float
     impulses: tuple[tuple[float, float], ...] = ()
     """(onset in seconds from the file's start, score) of every classified gate candidate, in onset order."""
+    texture_capped: int = 0
+    """Candidates the texture check kept from opening a detection (:mod:`edge.detect.texture`)."""
 
 
 def scan_file(
@@ -43,4 +45,4 @@ def scan_file(
         finals = tuple(d for d in detector.run(source.chunks()) if d.phase == "final")
     rate = detector.front_end.sample_rate
     impulses = tuple((onset / rate, score) for onset, score in detector.take_scored())
-    return FileScan(finals, detector.stats.max_score, detector.stats.samples / rate, impulses)
+    return FileScan(finals, detector.stats.max_score, detector.stats.samples / rate, impulses, detector.texture.capped)
