@@ -135,7 +135,7 @@ def test_demo_detects_gunshots_with_no_false_alarm_and_shows_the_subscriber(
     assert total >= 3 and found >= 1
     assert any(line.endswith("[new]") for line in out) and any(line.endswith("[final]") for line in out)
     events = [line for line in out if "subscriber <- polewatch/v1/demo-unit/event" in line]
-    assert len(events) == 2 * found and all("signature ok" in line for line in events)
+    assert len(events) == 2 * found and all("signature ok" in line for line in events), out
     assert "all event signatures verified" in out[-2]
 
 

@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
             summary = unit.run()
             if broker and not unit.wait_until_sent(10.0):
                 print("demo: the broker did not acknowledge every message within 10 s", flush=True)
+            if subscriber and not subscriber.wait_for_events(2 * len(summary.detections), 5.0):
+                print("demo: the subscriber did not receive every event within 5 s", flush=True)
         finally:
             unit.stop()
             if subscriber:
@@ -113,7 +115,7 @@ class _Subscriber:
         from edge.transport.watch import Watcher
 
         self._key = public_key
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self.counts: Counter[str] = Counter()
         self.bad_signatures = 0
         self._watcher = Watcher("127.0.0.1", port, f"{prefix}/#", self._on_message)
@@ -128,6 +130,7 @@ class _Subscriber:
             self.counts[kind] += 1
             if kind == "event":
                 self._print_event(topic, message)
+                self._lock.notify_all()
             elif kind == "status":
                 print(f"  subscriber <- {topic}: {message.get('state')} {message.get('reasons') or ''}", flush=True)
 
@@ -143,6 +146,11 @@ class _Subscriber:
             f"rounds {event.get('rounds')} at {event.get('onset_utc')} ({event.get('time_source')}), {check}",
             flush=True,
         )
+
+    def wait_for_events(self, count: int, timeout_s: float) -> bool:
+        """The broker acknowledges a message before it reaches this subscriber: wait for the delivery too."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self.counts["event"] >= count, timeout_s)
 
     def summary(self) -> str:
         with self._lock:
