@@ -246,7 +246,7 @@ class Unit:
             signing_key=self._signing_key,
             time_of=self._time_of,
             position=self._position(),
-            model=self.model.info if self.model else {"name": "external", "version": "0", "sha256": "0" * 64},
+            model=self.model.identity if self.model else {"name": "external", "version": "0", "sha256": "0" * 64},
             threshold=lambda: self._detector().threshold,
             wake=self.publisher.wake,
             on_sent=self._on_event,
@@ -314,7 +314,7 @@ class Unit:
         return Position(pos.lat, pos.lon, pos.alt_m, pos.accuracy_m, source="surveyed")
 
     def _status_payload(self, state: str, reasons: list[str]) -> bytes:
-        model = self.model.info if self.model else None
+        model = self.model.identity if self.model else None
         return _json_bytes(
             build_status(
                 state=state,  # type: ignore[arg-type]

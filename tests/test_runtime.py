@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.detect.detector import MeanLogit
 from edge.detect.runtime import DEFAULT_MODEL, TfliteModel, file_sha256, metadata_path
 from edge.dsp.logmel import FrontEndParams, LogMel
 from edge.errors import ModelError
@@ -30,6 +31,9 @@ def patches(n: int = 4, seed: int = 0) -> np.ndarray:
 
 
 def copy_model(tmp_path: Path) -> Path:
+    """The shipped model as ``m.tflite``, with every network its metadata names next to it."""
+    for member in DEFAULT_MODEL.parent.glob("gunshot-*"):
+        shutil.copy(member, tmp_path / member.name)
     dst = tmp_path / "m.tflite"
     shutil.copy(DEFAULT_MODEL, dst)
     shutil.copy(metadata_path(DEFAULT_MODEL), metadata_path(dst))
@@ -140,6 +144,13 @@ def test_shipped_model_gives_the_same_scores_in_tflite_runtime_2_14(tmp_path: Pa
         ({"model": "x.tflite", "sha256": "0" * 64, "weight": 0.5}, "lacks or garbles field 'from_score'"),
         ({"model": "x.tflite", "sha256": "0" * 64, "from_score": 1.5, "weight": 0.5}, "must lie in 0..1"),
         ({"model": "m.tflite", "sha256": "0" * 64, "from_score": 0.5, "weight": 0.5}, "another front end: pre_s"),
+        ({"models": [], "from_score": 0.5, "weight": 0.5}, "names no model"),
+        ({"models": [{"model": "x.tflite"}], "from_score": 0.5, "weight": 0.5}, "lacks or garbles field 'sha256'"),
+        ({"models": "m.tflite", "from_score": 0.5, "weight": 0.5}, "garbles field"),
+        (
+            {"models": [{"model": "m.tflite", "sha256": "0" * 64}], "from_score": 0.5, "weight": 0.5, "front_end": {}},
+            r"m\.tflite is not the one .* names",
+        ),
     ],
 )
 def test_a_broken_second_look_is_refused_naming_what_is_wrong(
@@ -149,3 +160,26 @@ def test_a_broken_second_look_is_refused_naming_what_is_wrong(
     rewrite_meta(model, second_look=second_look)
     with pytest.raises(ModelError, match=message):
         TfliteModel(model)
+
+
+@needs_model
+def test_an_ensemble_second_look_loads_every_member_on_the_first_look_s_window(tmp_path: Path) -> None:
+    model = copy_model(tmp_path)
+    for name in ("a", "b"):
+        shutil.copy(model, tmp_path / f"{name}.tflite")
+        shutil.copy(metadata_path(model), tmp_path / f"{name}.json")
+    sha = file_sha256(model)
+    spec = {"models": [{"model": f"{n}.tflite", "sha256": sha} for n in "ab"], "from_score": 0.3, "weight": 2 / 3}
+    rewrite_meta(model, second_look={**spec, "front_end": FrontEndParams().to_dict()})
+    loaded = TfliteModel(model)
+    look = loaded.second_look
+    assert look is not None and isinstance(look.scorer, MeanLogit) and len(look.scorer.scorers) == 2
+    assert look.front_end == FrontEndParams() and look.from_score == 0.3
+    # events quote one sha256 that covers all three networks, in the order they are named
+    assert loaded.files == (model, tmp_path / "a.tflite", tmp_path / "b.tflite")
+    assert loaded.identity["sha256"] == file_sha256(model, tmp_path / "a.tflite", tmp_path / "b.tflite") != sha
+    assert loaded.identity["version"] == loaded.info.version
+    assert TfliteModel(model, with_second_look=False).identity["sha256"] == sha
+    x = patches()
+    # three copies of one network: the mean of three equal logits is that network's score
+    np.testing.assert_allclose(look.combine(loaded.predict(x), look.scorer.predict(x)), loaded.predict(x), atol=1e-5)

@@ -1,11 +1,12 @@
-"""The second look: a longer-window classifier run only on candidates the first one found gun-like."""
+"""The second look: a classifier (a longer window, or more networks) run only on candidates the first one found
+gun-like."""
 
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from edge.detect.detector import SecondLook, StreamingDetector
+from edge.detect.detector import MeanLogit, SecondLook, StreamingDetector
 from edge.dsp.logmel import FloatArray, FrontEndParams, LogMel
 from tests.impulses import RATE, add_impulse, feed, noise, to_int16
 
@@ -104,3 +105,61 @@ def test_refuses_a_second_look_at_another_sample_rate() -> None:
     other = replace(LONG, sample_rate=8_000)
     with pytest.raises(ValueError, match="sample rate"):
         StreamingDetector(LoudnessScorer(), 0.5, second_look=SecondLook(LoudnessScorer(), other, from_score=0.5))
+
+
+class Constant:
+    def __init__(self, score: float) -> None:
+        self.score = score
+        self.calls = 0
+
+    def predict(self, patches: FloatArray) -> FloatArray:
+        self.calls += 1
+        return np.full(len(patches), self.score, dtype=np.float32)
+
+
+def test_mean_logit_averages_the_networks_logits() -> None:
+    patches = np.zeros((3, 2, 2), np.float32)
+    scores = MeanLogit([Constant(0.2), Constant(0.9), Constant(0.5)]).predict(patches)
+    expected = 1.0 / (1.0 + np.exp(-(np.log(0.25) + np.log(9.0) + 0.0) / 3))
+    np.testing.assert_allclose(scores, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="at least one"):
+        MeanLogit([])
+
+
+def test_an_ensemble_second_look_gives_the_mean_of_all_logits_on_the_same_window() -> None:
+    """First network + MeanLogit of two more at weight 2/3 = the plain mean of the three logits, computed on the
+    first look's own patches (no second log-mel)."""
+    x = scene()
+    seen: list[FloatArray] = []
+
+    class Spy(LoudnessScorer):
+        def predict(self, patches: FloatArray) -> FloatArray:
+            seen.extend(patches)
+            return super().predict(patches)
+
+    first, members = LoudnessScorer(), [Spy(gain=15.0), LoudnessScorer(gain=25.0)]
+    look = SecondLook(MeanLogit(members), FrontEndParams(), from_score=0.0, weight=2 / 3)
+    det = StreamingDetector(first, 0.4, second_look=look, keep_scores=True)
+    assert det._looks[1] is det.logmel
+    list(det.run(feed(1600, x)))
+    mixed = np.array([s for _, s in det.take_scored()])
+    assert len(seen) == det.stats.second_looks == len(mixed) > 3
+    patches = np.stack(seen)
+    assert patches.shape[1:] == (FrontEndParams().n_frames, FrontEndParams().n_mels)
+    logits = [_logit(LoudnessScorer(gain).predict(patches)) for gain in (20.0, 15.0, 25.0)]
+    np.testing.assert_allclose(_logit(mixed), np.mean(logits, axis=0), atol=1e-3)
+
+
+def _logit(p: FloatArray) -> FloatArray:
+    q = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
+    return np.log(q / (1 - q))
+
+
+def test_a_scorer_that_carries_a_second_look_brings_it_along() -> None:
+    """A TfliteModel whose metadata names a second look has it as ``second_look``: no caller can forget it."""
+    first = LoudnessScorer()
+    first.second_look = SecondLook(Constant(0.99), FrontEndParams(), from_score=0.0)  # type: ignore[attr-defined]
+    det = StreamingDetector(first, 0.4, keep_scores=True)
+    list(det.run(feed(1600, scene())))
+    assert det.second_look is first.second_look  # type: ignore[attr-defined]
+    assert det.stats.second_looks == det.stats.candidates > 0

@@ -224,6 +224,62 @@ def test_kfold_scores_every_file_out_of_fold_and_trains_the_final_model(tmp_path
     assert any(second_scores[f].gun_max != first_scores[f].gun_max for f in first_scores)
 
 
+def test_an_ensemble_of_two_training_seeds_averages_their_logits_and_ships_both(tmp_path: Path) -> None:
+    from tools import ensemble, kfold
+
+    data = _write_data(tmp_path)
+    quick = ["--quick", "--max-steps", "2", "--workers", "1", "--arch", "sepcnn", "--folds", "2"]
+    runs, finals = [tmp_path / "cv0", tmp_path / "cv1"], [tmp_path / "final0", tmp_path / "final1"]
+    for seed, (run, final) in enumerate(zip(runs, finals, strict=True)):
+        argv = ["--data", str(data), "--out", str(run), "--final", str(final), "--train-seed", str(seed), *quick]
+        assert kfold.main(argv) == 0
+    out, shipped = tmp_path / "ens", tmp_path / "shipped"
+    argv = ["--data", str(data), "--out", str(out), "--runs", *map(str, runs), "--from-score", "0"]
+    assert ensemble.main([*argv, "--final", str(shipped), "--finals", *map(str, finals)]) == 0
+
+    cv = json.loads((out / "cv.json").read_text())
+    assert cv["ensemble_of"] == {"runs": [str(r) for r in runs], "train_seeds": [0, 1], "from_score": 0.0}
+    # from_score 0: every candidate's score is the mean of the two fold models' logits
+    alone = [read_scores(run / "oof_scores.jsonl") for run in runs]
+    both = read_scores(out / "oof_scores.jsonl")
+    assert both.keys() == alone[0].keys()
+    pairs = [
+        (s, a, b)
+        for f in both
+        for (_, s), (_, a), (_, b) in zip(
+            both[f].marks or (), alone[0][f].marks or (), alone[1][f].marks or (), strict=True
+        )
+    ]
+    # (the scores files round to 6 decimals: compare where that rounding moves a logit by < 0.001)
+    clear = [(s, a, b) for s, a, b in pairs if min(s, a, b) > 0.001 and max(s, a, b) < 0.999]
+    assert len(pairs) >= 12 and len(clear) >= len(pairs) // 2
+    for s, a, b in clear:
+        assert np.log(s / (1 - s)) == pytest.approx((np.log(a / (1 - a)) + np.log(b / (1 - b))) / 2, abs=0.01)
+
+    meta = json.loads((shipped / "gunshot.json").read_text())
+    assert meta["threshold"] == cv["metrics"]["threshold"] and meta["validation"]["ensemble_of"] == cv["ensemble_of"]
+    assert [m["model"] for m in meta["second_look"]["models"]] == ["gunshot-member1.tflite"]
+    assert json.loads((shipped / "gunshot-member1.json").read_text())["member_of"]["model"] == "gunshot.tflite"
+    model = TfliteModel(shipped / "gunshot.tflite")  # loads: every sha256 and front end match
+    assert model.second_look is not None and model.second_look.weight == 0.5
+    assert model.second_look.front_end == FrontEndParams()
+
+
+def test_an_ensemble_of_runs_with_other_folds_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tools import ensemble
+
+    data = _write_data(tmp_path)
+    for name, folds in (("a", 2), ("b", 3)):
+        (tmp_path / name).mkdir()
+        groups = fold_groups(read_items(data), folds, 0)
+        (tmp_path / name / "cv.json").write_text(json.dumps({"fold_groups": groups}))
+    argv = ["--data", str(data), "--out", str(tmp_path / "o"), "--runs", str(tmp_path / "a"), str(tmp_path / "b")]
+    assert ensemble.main(argv) == 2
+    assert "has other folds" in capsys.readouterr().err
+    assert ensemble.main([*argv[:-2], str(tmp_path / "a"), str(tmp_path / "none")]) == 2
+    assert "not a finished tools.kfold run" in capsys.readouterr().err
+
+
 def test_a_second_look_weight_outside_0_1_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     from tools import kfold
 

@@ -26,7 +26,7 @@ import logging
 import os
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -135,12 +135,18 @@ class Cascade:
         return self.first_run / f"fold{k}" / "gunshot.tflite"
 
     def check_folds(self, folds: list[list[str]]) -> None:
-        try:
-            theirs = json.loads((self.first_run / "cv.json").read_text())["fold_groups"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise DataError(f"--first-look {self.first_run}: not a finished tools.kfold run ({exc})") from None
-        if theirs != folds:
+        if finished_run(self.first_run, "--first-look")["fold_groups"] != folds:
             raise DataError(f"--first-look {self.first_run} has other folds: give the same --folds and --seed")
+
+
+def finished_run(run: Path, flag: str) -> dict[str, Any]:
+    """The cv.json of a finished tools.kfold run (its folds, metrics, options), or a DataError naming ``flag``."""
+    try:
+        cv: dict[str, Any] = json.loads((run / "cv.json").read_text())
+        cv["fold_groups"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"{flag} {run}: not a finished tools.kfold run ({exc})") from None
+    return cv
 
 
 def _check_second_look_window(train_args: argparse.Namespace) -> None:
@@ -154,30 +160,71 @@ def _check_second_look_window(train_args: argparse.Namespace) -> None:
         )
 
 
+FoldScorer = Callable[[int], tuple[TfliteModel, SecondLook | None]]
+"""Fold number → the model that never saw that fold's groups, and its second look if any."""
+
+
+def fold_scorer(models: list[Path], cascade: Cascade | None = None) -> FoldScorer:
+    """This run's fold models alone, or as second looks of ``cascade``'s first looks."""
+
+    def scorer(k: int) -> tuple[TfliteModel, SecondLook | None]:
+        model = own_front_end_model(models[k])
+        if cascade is None:
+            return model, None
+        return TfliteModel(cascade.first_look(k)), SecondLook(
+            model, model.info.front_end, cascade.from_score, cascade.weight
+        )
+
+    return scorer
+
+
 def score_out_of_fold(
-    rows: list[ManifestRow],
-    root: Path,
-    folds: list[list[str]],
-    models: list[Path],
-    threshold: float,
-    cascade: Cascade | None = None,
+    rows: list[ManifestRow], root: Path, folds: list[list[str]], scorer: FoldScorer, threshold: float
 ) -> list[FileResult]:
     """Every row scored by the model(s) of the fold that holds its group, in manifest order."""
     fold_of = {g: k for k, groups in enumerate(folds) for g in groups}
-    by_path: dict[str, FileResult] = {}
-    for k, path in enumerate(models):
-        model = own_front_end_model(path)
-        mine = [r for r in rows if fold_of.get(r.group) == k]
-        if cascade is None:
-            results = evaluate_files(mine, root, model, threshold, front_end=model.info.front_end)
-        else:
-            look = SecondLook(model, model.info.front_end, cascade.from_score, cascade.weight)
-            results = evaluate_files(mine, root, TfliteModel(cascade.first_look(k)), threshold, second_look=look)
-        by_path.update((r.row.path, r) for r in results)
     unassigned = [r.path for r in rows if r.group not in fold_of]
     if unassigned:
         raise DataError(f"{len(unassigned)} manifest rows are in no fold (first: {unassigned[0]})")
+    by_path: dict[str, FileResult] = {}
+    for k in range(len(folds)):
+        model, look = scorer(k)
+        mine = [r for r in rows if fold_of[r.group] == k]
+        results = evaluate_files(mine, root, model, threshold, front_end=model.info.front_end, second_look=look)
+        by_path.update((r.row.path, r) for r in results)
     return [by_path[r.path] for r in rows]
+
+
+def cross_validate(
+    data: Path, out: Path, folds: list[list[str]], scorer: FoldScorer, describe: dict[str, Any]
+) -> dict[str, Any]:
+    """Score out of fold, pick the threshold, report at it; write ``out/cv.json`` and ``out/oof_scores.jsonl``.
+
+    ``describe`` (seed, train options, ...) goes into cv.json after the method and fold count."""
+    rows = read_manifest(manifest_path(data))
+    # Pass 1 finds the out-of-fold scores and so the threshold; pass 2 counts detections (false alarms per
+    # hour, rounds) at that one threshold, as the shipped model will run.
+    threshold = operating_threshold(score_out_of_fold(rows, data, folds, scorer, 0.5))
+    results = score_out_of_fold(rows, data, folds, scorer, threshold)
+    report = build_report(results, threshold)
+    write_scores(out / "oof_scores.jsonl", results)
+    cv = {
+        "method": (
+            f"{len(folds)}-fold cross-validation over groups (tools.dataset.fold_groups); every file scored through "
+            "the streaming pipeline by the fold model that never saw its group; threshold at "
+            f"{100 * TARGET_HARD_FPR:g} % urban hard-negative false positives of the pooled out-of-fold scores"
+        ),
+        "folds": len(folds),
+        **describe,
+        "fold_groups": folds,
+        "metrics": headline(report),
+        "fold_spread": fold_spread(results, folds, threshold),
+        "report": report,
+    }
+    (out / "cv.json").write_text(json.dumps(cv, indent=1) + "\n")
+    print(format_report(report))
+    print(f"fold spread: {json.dumps({k: v for k, v in cv['fold_spread'].items() if k != 'per_fold'})}")
+    return cv
 
 
 def operating_threshold(results: list[FileResult]) -> float:
@@ -238,32 +285,14 @@ def run(args: argparse.Namespace, extra: Sequence[str]) -> dict[str, Any]:
     models = train_folds(args, folds, extra)
     if args.only_fold is not None:
         return {"trained_folds": args.only_fold}
-    rows = read_manifest(manifest_path(args.data))
-    # Pass 1 finds the out-of-fold scores and so the threshold; pass 2 counts detections (false alarms per
-    # hour, rounds) at that one threshold, as the shipped model will run.
-    first = score_out_of_fold(rows, args.data, folds, models, 0.5, cascade)
-    threshold = operating_threshold(first)
-    results = score_out_of_fold(rows, args.data, folds, models, threshold, cascade)
-    report = build_report(results, threshold)
-    write_scores(args.out / "oof_scores.jsonl", results)
-    cv = {
-        "method": (
-            f"{args.folds}-fold cross-validation over groups (tools.dataset.fold_groups, seed {args.seed}); every "
-            "file scored through the streaming pipeline by the fold model that never saw its group; threshold at "
-            f"{100 * TARGET_HARD_FPR:g} % urban hard-negative false positives of the pooled out-of-fold scores"
-        ),
-        "folds": args.folds,
+    describe = {
         "seed": args.seed,
+        "train_seed": args.seed if args.train_seed is None else args.train_seed,
         "train_options": list(extra),
         "second_look_of": None if cascade is None else {**asdict(cascade), "first_run": str(cascade.first_run)},
-        "fold_groups": folds,
-        "metrics": headline(report),
-        "fold_spread": fold_spread(results, folds, threshold),
-        "report": report,
     }
-    (args.out / "cv.json").write_text(json.dumps(cv, indent=1) + "\n")
-    print(format_report(report))
-    print(f"fold spread: {json.dumps({k: v for k, v in cv['fold_spread'].items() if k != 'per_fold'})}")
+    cv = cross_validate(args.data, args.out, folds, fold_scorer(models, cascade), describe)
+    threshold = cv["metrics"]["threshold"]
     if args.final is not None and cascade is not None:
         finish_cascade(args, extra, threshold, cv, cascade)
     elif args.final is not None:
@@ -311,7 +340,7 @@ def finish_final(args: argparse.Namespace, extra: Sequence[str], threshold: floa
     print(f"final model in {args.final}, threshold {threshold}")
 
 
-VALIDATION_KEYS = ("method", "folds", "seed", "train_options", "fold_spread")
+VALIDATION_KEYS = ("method", "folds", "seed", "train_seed", "train_options", "fold_spread")
 SECOND_LOOK_NAME = "gunshot-second"
 
 

@@ -62,7 +62,7 @@ from tools.dataset import (
 log = logging.getLogger("tools.train")
 
 MODEL_NAME = "polewatch-gunshot"
-MODEL_VERSION = "0.5.0"
+MODEL_VERSION = "0.6.0"
 SPLIT_METHOD = (
     "group split stratified by (label, urban/forest): 20 % of each stratum's groups (at least one when it has two "
     "or more), sorted then shuffled with python random.Random(seed); see tools.dataset.split_groups"

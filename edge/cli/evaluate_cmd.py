@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if args.scores_out:
         write_scores(args.scores_out, results)
     report = build_report(results, threshold)
-    report["model"] = {"name": model.info.name, "version": model.info.version, "sha256": model.info.sha256}
+    report["model"] = model.identity
     if args.plots:
         from edge.evaluate.plots import write_plots
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -37,11 +37,13 @@ class Scorer(Protocol):
 
 @dataclass(frozen=True)
 class SecondLook:
-    """A second classifier on a longer window, run only on candidates the first one scored ``from_score`` or more.
+    """A second classifier, run only on candidates the first one scored ``from_score`` or more.
 
     Cheap where it matters: on street ambience few candidates reach ``from_score``, so the unit pays for the second
     network only on impulses that already look like shots. Their final score mixes both logits,
-    ``(1 - weight) * first + weight * second``; every other candidate keeps the first score.
+    ``(1 - weight) * first + weight * second``; every other candidate keeps the first score. The second look may
+    see a longer window than the first, or the same one (then the first look's log-mel patches are reused), and may
+    be several networks at once (:class:`MeanLogit`).
     """
 
     scorer: Scorer
@@ -52,6 +54,24 @@ class SecondLook:
     def combine(self, first: FloatArray, second: FloatArray) -> FloatArray:
         mixed = (1.0 - self.weight) * _logit(first) + self.weight * _logit(second)
         return (1.0 / (1.0 + np.exp(-mixed))).astype(np.float32)
+
+
+class MeanLogit:
+    """Several classifiers of one front end scored as one: the sigmoid of the mean of their logits.
+
+    As the second look of a first network with ``weight = n / (n + 1)`` it makes every candidate the second look
+    sees the plain average of n + 1 networks' logits: an ensemble (of training seeds, say) that costs n extra
+    inferences only on candidates the first network already found gun-like.
+    """
+
+    def __init__(self, scorers: Sequence[Scorer]) -> None:
+        if not scorers:
+            raise ValueError("MeanLogit needs at least one scorer")
+        self.scorers = tuple(scorers)
+
+    def predict(self, patches: FloatArray) -> FloatArray:
+        mean = np.mean([_logit(s.predict(patches)) for s in self.scorers], axis=0)
+        return (1.0 / (1.0 + np.exp(-mean))).astype(np.float32)
 
 
 def _logit(p: FloatArray) -> FloatArray:
@@ -88,12 +108,15 @@ class StreamingDetector:
         self.logmel = LogMel(self.front_end)
         self.scorer = scorer
         self.threshold = threshold
-        self.second_look = second_look
+        # A model whose metadata names a second look carries it (TfliteModel.second_look): it always runs with it.
+        self.second_look = second_look if second_look is not None else getattr(scorer, "second_look", None)
+        second_look = self.second_look
         looks = [self.logmel]
         if second_look is not None:
             if second_look.front_end.sample_rate != self.front_end.sample_rate:
                 raise ValueError("the second look's front end must have the same sample rate")
-            looks.append(LogMel(second_look.front_end))
+            same = second_look.front_end == self.front_end
+            looks.append(self.logmel if same else LogMel(second_look.front_end))
         self._looks = looks
         self._wait = max(look.params.post_samples for look in looks)
         """Samples after an onset the ring must hold before the candidate is classified."""
@@ -159,20 +182,21 @@ class StreamingDetector:
         return out + self.bursts.advance(horizon)
 
     def _score(self, ready: list[Candidate]) -> FloatArray:
-        scores = self._classify(ready, self.logmel, self.scorer)
+        patches = self._patches(ready, self.logmel)
+        scores = np.array(self.scorer.predict(patches), dtype=np.float32)
         second = self.second_look
         if second is not None:
             again = np.flatnonzero(scores >= second.from_score)
             if len(again):
                 self.stats.second_looks += len(again)
-                second_scores = self._classify([ready[i] for i in again], self._looks[1], second.scorer)
-                scores[again] = second.combine(scores[again], second_scores)
+                look = self._looks[1]
+                seen = patches[again] if look is self.logmel else self._patches([ready[i] for i in again], look)
+                scores[again] = second.combine(scores[again], np.asarray(second.scorer.predict(seen), np.float32))
         return scores
 
-    def _classify(self, cands: list[Candidate], logmel: LogMel, scorer: Scorer) -> FloatArray:
+    def _patches(self, cands: list[Candidate], logmel: LogMel) -> FloatArray:
         pre, size = logmel.params.pre_samples, logmel.params.window_samples
-        windows = np.stack([self.ring.read(c.onset - pre, c.onset - pre + size) for c in cands])
-        return np.array(scorer.predict(logmel.patches(windows)), dtype=np.float32)
+        return logmel.patches(np.stack([self.ring.read(c.onset - pre, c.onset - pre + size) for c in cands]))
 
     def _judge(self, cand: Candidate, score: float) -> list[Detection]:
         score = self.texture.score(cand.onset, score, cand.block_dbfs)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.detect.detector import SecondLook
+from edge.detect.detector import MeanLogit, Scorer, SecondLook
 from edge.dsp.logmel import FloatArray, FrontEndParams, second_look_front_end
 from edge.errors import ModelError, RuntimeMissingError
 
@@ -29,11 +29,13 @@ def metadata_path(model_path: Path) -> Path:
     return model_path.with_suffix(".json")
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(*paths: Path) -> str:
+    """SHA-256 of the files' bytes, one file after the other."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    for path in paths:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -98,7 +100,14 @@ def read_metadata(model_path: Path) -> ModelInfo:
 class TfliteModel:
     """A verified classifier: ``predict(patches)`` gives the gunshot score of each log-mel patch."""
 
-    def __init__(self, path: Path | str | None = None, front_end: FrontEndParams | None = None, threads: int = 1):
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        front_end: FrontEndParams | None = None,
+        threads: int = 1,
+        *,
+        with_second_look: bool = True,
+    ):
         self.path = Path(path) if path else DEFAULT_MODEL
         if self.path.is_dir():
             raise ModelError(f"model {self.path} is a directory; give the .tflite file")
@@ -144,28 +153,49 @@ class TfliteModel:
         self._gun = self.info.gunshot_index
         self._logit = self.info.raw.get("output") == "logit"
         log.info("loaded model %s %s (%s) with %s", self.info.name, self.info.version, self.path, self.runtime)
-        self.second_look = self._load_second_look(threads)
-        """The longer-window check the metadata's ``second_look`` names, for :class:`StreamingDetector`."""
+        self.files: tuple[Path, ...] = (self.path,)
+        """Every .tflite file that scores: this one, then its second look's in the order the metadata names them."""
+        self.second_look = self._load_second_look(threads) if with_second_look else None
+        """The check the metadata's ``second_look`` names, for :class:`StreamingDetector`. Its networks are loaded
+        as plain networks (``with_second_look=False``): the lead model's metadata alone says how they combine."""
+        self.identity = {
+            "name": self.info.name,
+            "version": self.info.version,
+            "sha256": self.info.sha256 if len(self.files) == 1 else file_sha256(*self.files),
+        }
+        """What events and status quote: the sha256 covers every network that scores (:attr:`files`)."""
 
     def _load_second_look(self, threads: int) -> SecondLook | None:
+        """``second_look`` names one network (``model``, ``sha256``) or several (``models``: a list of them, whose
+        logits are averaged), the ``front_end`` they were trained for (default: the longer second-look window),
+        ``from_score`` and ``weight``."""
         spec = self.info.raw.get("second_look")
         if spec is None:
             return None
         meta_file = metadata_path(self.path)
         try:
-            path = self.path.parent / str(spec["model"])
-            sha256, from_score, weight = str(spec["sha256"]), float(spec["from_score"]), float(spec["weight"])
+            members = spec.get("models", [spec])
+            named = [(self.path.parent / str(m["model"]), str(m["sha256"])) for m in members]
+            from_score, weight = float(spec["from_score"]), float(spec["weight"])
+            front_end = FrontEndParams.from_dict(spec["front_end"]) if "front_end" in spec else second_look_front_end()
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"model metadata {meta_file}: second_look lacks or garbles field {exc}") from None
+        if not named:
+            raise ModelError(f"model metadata {meta_file}: second_look names no model")
         if not (0.0 <= from_score <= 1.0 and 0.0 <= weight <= 1.0):
             raise ModelError(f"model metadata {meta_file}: second_look from_score and weight must lie in 0..1")
-        model = TfliteModel(path, front_end=second_look_front_end(), threads=threads)
-        if model.info.sha256 != sha256:
-            raise ModelError(
-                f"second-look model {path} is not the one {meta_file} names (sha256 {model.info.sha256[:12]}... "
-                f"instead of {sha256[:12]}...); reinstall both files"
-            )
-        return SecondLook(model, model.info.front_end, from_score, weight)
+        models = []
+        for path, sha256 in named:
+            model = TfliteModel(path, front_end=front_end, threads=threads, with_second_look=False)
+            if model.info.sha256 != sha256:
+                raise ModelError(
+                    f"second-look model {path} is not the one {meta_file} names (sha256 {model.info.sha256[:12]}... "
+                    f"instead of {sha256[:12]}...); reinstall the model files together"
+                )
+            models.append(model)
+        self.files = (self.path, *(m.path for m in models))
+        scorer: Scorer = models[0] if len(models) == 1 else MeanLogit(models)
+        return SecondLook(scorer, front_end, from_score, weight)
 
     def predict(self, patches: FloatArray) -> FloatArray:
         scores = np.empty(len(patches), dtype=np.float32)

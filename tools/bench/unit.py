@@ -68,8 +68,9 @@ def _load_scorer(model: str) -> tuple[Any, float, str]:
     from edge.detect.runtime import TfliteModel
 
     tflite = TfliteModel(model, threads=1)
-    info = tflite.info
-    return tflite, info.threshold, f"{info.name} {info.version} ({Path(model).name}, sha256 {info.sha256[:12]})"
+    info, networks = tflite.info, len(tflite.files)
+    what = f"{Path(model).name}" + (f" + {networks - 1} second-look network(s)" if networks > 1 else "")
+    return tflite, info.threshold, f"{info.name} {info.version} ({what}, sha256 {tflite.identity['sha256'][:12]})"
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
@@ -82,7 +83,7 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
 def _run_pipeline(wav: str, scorer: Any, threshold: float) -> tuple[int, int, int]:
     from edge.detect.detector import StreamingDetector
 
-    detector = StreamingDetector(scorer, threshold, second_look=getattr(scorer, "second_look", None))
+    detector = StreamingDetector(scorer, threshold)
     detections = 0
     for chunk in _wav_chunks(wav):
         detections += len(detector.process(chunk))
