@@ -139,7 +139,10 @@ def test_shipped_model_gives_the_same_scores_in_tflite_runtime_2_14(tmp_path: Pa
 @pytest.mark.parametrize(
     ("second_look", "message"),
     [
-        ({"model": "gone.tflite", "sha256": "0" * 64, "from_score": 0.5, "weight": 0.5}, r"gone\.tflite not found"),
+        (
+            {"model": "gone.tflite", "sha256": "0" * 64, "from_score": 0.5, "weight": 0.5},
+            r"gone\.tflite \(named in .*m\.json\) not found",
+        ),
         ({"model": "x.tflite", "sha256": "0" * 64, "from_score": "high", "weight": 0.5}, "garbles field"),
         ({"model": "x.tflite", "sha256": "0" * 64, "weight": 0.5}, "lacks or garbles field 'from_score'"),
         ({"model": "x.tflite", "sha256": "0" * 64, "from_score": 1.5, "weight": 0.5}, "must lie in 0..1"),

@@ -186,6 +186,11 @@ class TfliteModel:
             raise ModelError(f"model metadata {meta_file}: second_look from_score and weight must lie in 0..1")
         models = []
         for path, sha256 in named:
+            if not path.is_file():
+                raise ModelError(
+                    f"second-look network {path} (named in {meta_file}) not found: install a model's files together, "
+                    f"{self.path.name} with every network its metadata names"
+                )
             model = TfliteModel(path, front_end=front_end, threads=threads, with_second_look=False)
             if model.info.sha256 != sha256:
                 raise ModelError(
