@@ -280,6 +280,23 @@ def test_an_ensemble_of_runs_with_other_folds_is_refused(tmp_path: Path, capsys:
     assert "not a finished tools.kfold run" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--runs", "a"], "at least two runs"),
+        (["--runs", "a", "b", "--final", "f"], "--final and --finals go together"),
+        (["--runs", "a", "b", "--final", "f", "--finals", "x"], "one folder per run (2), got 1"),
+        (["--runs", "a", "b", "--from-score", "1.5"], "--from-score 1.5: must lie in 0..1"),
+    ],
+)
+def test_ensemble_arguments_are_checked(extra: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from tools import ensemble
+
+    with pytest.raises(SystemExit):
+        ensemble.parse_args(["--data", "d", "--out", "o", *extra])
+    assert message in capsys.readouterr().err
+
+
 def test_a_second_look_weight_outside_0_1_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     from tools import kfold
 
