@@ -45,11 +45,17 @@ def test_bench_report_structure(capsys: pytest.CaptureFixture[str]) -> None:
             assert unit[key] >= 0.0, key
         assert unit["candidates"] > 0  # the synthetic bursts trip the gate
         assert isinstance(unit["detections"], int)
-        assert set(unit["breakdown_ms_per_s"]) == {"gate", "logmel", "model", "rest"}
+        assert set(unit["breakdown_ms_per_s"]) == {"gate", "logmel", "model", "second_looks", "rest"}
+        # the shipped model carries a second look (two more networks): it is timed per window
+        assert (unit["second_look_ms_per_window"] > 0.0) == (_model_arg() != "fake" and _has_second_look())
         assert name in report["targets"]
         assert set(PI_FACTORS) <= set(report["pi_estimate"][name])
     text = format_report(report)
     assert "polewatch" in text and "Pi estimate" in text
+
+
+def _has_second_look() -> bool:
+    return "second_look" in json.loads(MODEL.with_suffix(".json").read_text())
 
 
 def test_missing_model_is_an_error_not_a_crash(tmp_path: Path) -> None:

@@ -112,21 +112,32 @@ def _run_io(wav: str) -> int:
     return sum(len(chunk) for chunk in _wav_chunks(wav))
 
 
-def _per_window_costs(wav: str, scorer: Any, n: int = 100) -> tuple[float, float]:
-    """CPU ms of one log-mel patch and of one model call (batch of one, the usual case), over ``n`` windows."""
+def _per_window_costs(wav: str, scorer: Any, n: int = 100) -> tuple[float, float, float]:
+    """CPU ms of one log-mel patch, of one model call (batch of one, the usual case) and of one second look (its
+    networks, and its own log-mel when its window differs; 0 without one), over ``n`` windows."""
     from edge.dsp.logmel import LogMel
 
     logmel = LogMel()
-    size = logmel.params.window_samples
+    look = getattr(scorer, "second_look", None)
+    size = max(logmel.params.window_samples, look.front_end.window_samples if look else 0)
     with wave.open(wav, "rb") as wf:
         head = np.frombuffer(wf.readframes(size * 4), dtype="<i2")
     starts = np.linspace(0, max(len(head) - size, 0), n).astype(int)
     windows = [head[s : s + size] for s in starts if s + size <= len(head)]
     if not windows:
-        return float("nan"), float("nan")
-    cpu_mel, _, patches = _timed(lambda: [logmel.patches(w[None, :]) for w in windows])
+        return float("nan"), float("nan"), float("nan")
+    first = [w[: logmel.params.window_samples] for w in windows]
+    cpu_mel, _, patches = _timed(lambda: [logmel.patches(w[None, :]) for w in first])
     cpu_model, _, _ = _timed(lambda: [scorer.predict(p) for p in patches])
-    return 1000.0 * cpu_mel / len(windows), 1000.0 * cpu_model / len(windows)
+    cpu_look = 0.0
+    if look is not None:
+        if look.front_end == logmel.params:
+            cpu_look = _timed(lambda: [look.scorer.predict(p) for p in patches])[0]
+        else:
+            other = LogMel(look.front_end)
+            cpu_look = _timed(lambda: [look.scorer.predict(other.patches(w[None, :])) for w in windows])[0]
+    n_windows = len(windows) / 1000.0
+    return cpu_mel / n_windows, cpu_model / n_windows, cpu_look / n_windows
 
 
 def _profile_pipeline(wav: str, scorer: Any, threshold: float, top: int) -> list[dict[str, Any]]:
@@ -165,7 +176,7 @@ def unit_child(spec: dict[str, Any]) -> dict[str, Any]:
     io_cpu = min(_timed(lambda: _run_io(wav))[0] for _ in range(int(spec["repeat"])))
     gate_runs = [_timed(lambda: _run_gate(wav)) for _ in range(int(spec["repeat"]))]
     gate_cpu = min(r[0] for r in gate_runs)
-    mel_ms, model_ms = _per_window_costs(wav, scorer)
+    mel_ms, model_ms, look_ms = _per_window_costs(wav, scorer)
     with wave.open(wav, "rb") as wf:
         seconds = wf.getnframes() / SR
     result: dict[str, Any] = {
@@ -181,6 +192,7 @@ def unit_child(spec: dict[str, Any]) -> dict[str, Any]:
         "second_looks": best[2][2],
         "logmel_ms_per_window": mel_ms,
         "model_ms_per_window": model_ms,
+        "second_look_ms_per_window": look_ms,
         "rss_start_mb": rss_start,
         "rss_after_imports_mb": rss_imports,
         "rss_after_model_mb": rss_model,
@@ -216,6 +228,7 @@ def derive_unit(raw: dict[str, Any]) -> dict[str, Any]:
     windows_per_s = raw["candidates"] / sec
     mel = raw["logmel_ms_per_window"] * windows_per_s
     model = raw["model_ms_per_window"] * windows_per_s
+    looks = raw.get("second_look_ms_per_window", 0.0) * raw["second_looks"] / sec
     return {
         **raw,
         "cpu_ms_per_s": cpu,
@@ -228,6 +241,7 @@ def derive_unit(raw: dict[str, Any]) -> dict[str, Any]:
             "gate": gate,
             "logmel": mel,
             "model": model,
-            "rest": cpu - gate - mel - model,
+            "second_looks": looks,
+            "rest": cpu - gate - mel - model - looks,
         },
     }
