@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from edge.cli import main
-from edge.detect.runtime import DEFAULT_MODEL
+from edge.detect.runtime import DEFAULT_MODEL, TfliteModel
 from edge.evaluate import metrics
 from edge.evaluate.manifest import ManifestError, read_manifest
 from tests.impulses import RATE, add_impulse, noise, to_int16
@@ -58,6 +58,7 @@ def test_evaluate_runs_the_pipeline_over_a_manifest(tmp_path: Path, capsys: pyte
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["files"] == 7 and [m["file"] for m in report["missing"]] == ["gone.wav"]
+    assert report["model"] == TfliteModel().identity  # every network that scored, in one sha256
     sub = report["subsets"]["all"]
     assert sub["files"] == {"gunshot": 3, "negative": 3, "hard_negative": 0}
     assert sub["auc_gunshot_vs_hard_negatives"] is None and sub["recall_at_hard_fpr"]["2%"] is None
@@ -83,5 +84,8 @@ def test_evaluate_writes_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str
     sf.write(tmp_path / "b.wav", to_int16(noise(2.0, 30.0, seed=3)), RATE)
     (tmp_path / "m.tsv").write_text("path\tlabel\na.wav\tgunshot\nb.wav\tglass\n")
     assert main(["evaluate", "--manifest", str(tmp_path / "m.tsv"), "--plots", str(tmp_path / "plots")]) == 0
-    assert "AUC all" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "AUC all" in out
+    identity = TfliteModel().identity
+    assert f"model {identity['name']} {identity['version']} (sha256 {identity['sha256'][:16]}...)" in out
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["per_label.png", "pr.png", "roc.png"]

@@ -81,6 +81,9 @@ def format_report(report: dict[str, Any]) -> str:
         f"evaluated {report['files'] - len(report['missing'])} of {report['files']} files "
         f"({report['audio_hours']:.2f} h of audio), threshold {report['threshold']:.3f}"
     ]
+    if report.get("model"):
+        m = report["model"]
+        lines.append(f"model {m['name']} {m['version']} (sha256 {m['sha256'][:16]}...)")
     lines += [f"  missing: {missing['file']}: {missing['error']}" for missing in report["missing"]]
     header = f"{'subset':8} {'gun':>5} {'neg':>5} {'AUC all':>8} {'AUC hard':>9} {'R@1%':>6} {'R@2%':>6} {'R@5%':>6}"
     header += f" {'recall':>7} {'prec':>6} {'FA/h':>6} {'rounds':>7}"
