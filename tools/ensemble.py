@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "train_options": first_cv.get("train_options"),
         "ensemble_of": {
             "runs": [str(r) for r in args.runs],
-            "train_seeds": [finished_run(r, "--runs").get("train_seed") for r in args.runs],
+            "train_seeds": [read_metadata(r / "fold0" / "gunshot.tflite").raw.get("seed") for r in args.runs],
             "from_score": args.from_score,
         },
     }
