@@ -11,8 +11,9 @@ import csv
 import hashlib
 import logging
 import random
+import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,16 @@ REQUIRED_COLUMNS = ("path", "label", "group", "source", "duration_s", "license")
 
 class DataError(Exception):
     """The data folder or its manifest is missing or malformed."""
+
+
+def exit_status(job: Callable[[], object]) -> int:
+    """Run a tool's job: 0, or 2 after printing ``error: ...`` when it raises :class:`DataError`."""
+    try:
+        job()
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 @dataclass(frozen=True)

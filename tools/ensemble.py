@@ -30,7 +30,7 @@ from typing import Any
 from edge.detect.detector import MeanLogit, SecondLook
 from edge.detect.runtime import TfliteModel, read_metadata
 from tools import train
-from tools.dataset import DataError
+from tools.dataset import DataError, exit_status
 from tools.kfold import VALIDATION_KEYS, FoldScorer, cross_validate, finished_run, own_front_end_model, pinned_scores
 
 log = logging.getLogger("tools.ensemble")
@@ -148,12 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        run(args)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: run(args))
 
 
 if __name__ == "__main__":

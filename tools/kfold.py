@@ -41,7 +41,7 @@ from edge.evaluate.report import build_report, format_report
 from edge.evaluate.runner import FileResult, evaluate_files
 from edge.evaluate.scores import write_scores
 from tools import train
-from tools.dataset import DataError, fold_groups, manifest_path
+from tools.dataset import DataError, exit_status, fold_groups, manifest_path
 from tools.dataset import read_manifest as read_items
 
 log = logging.getLogger("tools.kfold")
@@ -380,12 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args.out.mkdir(parents=True, exist_ok=True)
-    try:
-        run(args, extra)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: run(args, extra))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from tools.dataset import (
     DataError,
     Item,
     counts,
+    exit_status,
     file_sha256,
     gate_candidates,
     licence_summary,
@@ -1167,13 +1168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        meta = run(args)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(_summary(meta, args.out / f"{args.name}.tflite"))
-    return 0
+    return exit_status(lambda: print(_summary(run(args), args.out / f"{args.name}.tflite")))
 
 
 if __name__ == "__main__":
