@@ -185,7 +185,11 @@ class DetectConfig(Section):
         10.0, "Rise above the recent background the onset gate needs", unit="dB", minimum=3, maximum=30
     )
     gate_min_dbfs: float = setting(
-        -70.0, "Impulses quieter than this are ignored", unit="dBFS", minimum=-100, maximum=0
+        -90.0,
+        "Impulses quieter than this are ignored (-90: none but the 16-bit floor)",
+        unit="dBFS",
+        minimum=-100,
+        maximum=0,
     )
     texture_s: float = setting(
         2.0,

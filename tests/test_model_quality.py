@@ -116,7 +116,7 @@ TARGETS: dict[str, Target] = {  # issue 3, on held-out groups
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known shortfall (issue 3 open): cross-validated 0.981 / 0.969 / 56.2 % / forest 0.888 (models/README.md)",
+    reason="known shortfall (issue 3 open): cross-validated 0.983 / 0.972 / 57.3 % / forest 0.888 (models/README.md)",
 )
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_issue_3_target(target: str, out_of_fold: Scored) -> None:

@@ -40,7 +40,7 @@ def unit_config(tmp_path: Path, broker: Broker | None) -> Config:
 
 
 def scene(bursts: tuple[tuple[float, ...], ...] = ((1.0, 1.3, 1.6), (5.0,))) -> np.ndarray:
-    x = noise(8.0, 3.0)  # below the gate floor: no candidate at the start of the stream
+    x = noise(8.0, 0.3)  # under the gate floor (the 16-bit floor): no candidate at the start of the stream
     for burst in bursts:
         for t in burst:
             add_impulse(x, round(t * RATE), 12000.0)

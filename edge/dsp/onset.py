@@ -28,8 +28,10 @@ _FULL_SCALE_POWER = 32768.0**2
 class GateParams:
     rise_db: float = 10.0
     """How far a block's energy must rise above the quietest block of the previous 40 ms (dB)."""
-    min_dbfs: float = -70.0
-    """Quietest block energy that can be a candidate (dB relative to full-scale power)."""
+    min_dbfs: float = -90.0
+    """Quietest block energy that can be a candidate (dB relative to full-scale power). The default sits at the
+    16-bit floor (one LSB of noise is about -90 dBFS), so the gate is purely relative and a quieter microphone
+    or preamp loses no shot that still rises ``rise_db`` above its own background."""
     refractory_s: float = 0.03
     """Minimum spacing of two candidates (seconds); full-auto fire at 20 rounds/s is 0.05 s apart."""
     attack_fraction: float = 0.25
