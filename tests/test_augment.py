@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("scipy", reason="the train extra is not installed")
 
-from tools.augment import SR, AugmentParams, burst, mix_event, street_bank, through_street, thump
+from tools.augment import SR, AugmentParams, burst, channel, mix_event, street_bank, through_street, thump
 
 
 def click(n: int = 4000, at: int = 1000) -> np.ndarray:
@@ -76,3 +76,31 @@ def test_a_thump_adds_low_frequency_energy_from_the_onset_on() -> None:
     spectrum = np.abs(np.fft.rfft(pulse)) ** 2
     freqs = np.fft.rfftfreq(len(pulse), 1 / SR)
     assert spectrum[freqs < 40].sum() > 10 * spectrum[(freqs > 60) & (freqs < 7800)].sum()
+
+
+def test_a_poor_channel_hard_clips_or_band_limits_the_whole_clip() -> None:
+    params = AugmentParams(channel_gain_db=(20.0, 20.0), channel_band_hz=(3000.0, 3000.0))
+    x = np.random.default_rng(1).standard_normal(SR).astype(np.float32) * 0.1
+    freqs = np.fft.rfftfreq(len(x), 1 / SR)
+    kinds = set()
+    for seed in range(12):
+        out = channel(x, np.random.default_rng(seed), params)
+        assert out.shape == x.shape and out.dtype == np.float32
+        if np.count_nonzero(np.abs(out) == 1.0) > len(x) // 4:  # 20 dB over its peak: flattened at full scale
+            kinds.add("clip")
+            assert np.abs(out).max() == 1.0
+        else:
+            kinds.add("band")
+            spectrum = np.abs(np.fft.rfft(out)) ** 2
+            assert spectrum[freqs > 6000].sum() < 1e-3 * spectrum[freqs < 2000].sum()
+    assert kinds == {"clip", "band"}
+
+
+def test_mix_event_uses_the_channel_only_when_asked() -> None:
+    pool = [np.random.default_rng(3).standard_normal(SR).astype(np.float32) * 0.01]
+    event = click(8000) * 2  # peak 1.0 once normalised
+    plain = [mix_event(event, 1000, pool, np.random.default_rng(s), AugmentParams(p_clip=0.0))[0] for s in range(6)]
+    poor = AugmentParams(p_clip=0.0, p_channel=1.0, channel_band_hz=(2500.0, 2500.0), channel_gain_db=(24.0, 24.0))
+    changed = [mix_event(event, 1000, pool, np.random.default_rng(s), poor)[0] for s in range(6)]
+    assert all(a.shape == b.shape for a, b in zip(plain, changed, strict=True))  # the channel comes after the clip is cut
+    assert all(not np.array_equal(a, b) for a, b in zip(plain, changed, strict=True))

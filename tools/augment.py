@@ -125,6 +125,12 @@ class AugmentParams:
     """The thump's peak against the event's."""
     p_studio: float = 0.1
     pad_s: tuple[float, float] = (0.2, 1.0)
+    p_channel: float = 0.0
+    """Share of clips (event and ambience together) passed through a poor recording channel (:func:`channel`):
+    hard clipping or a band limit, the two changes that cost most in the model card's robustness table."""
+    channel_gain_db: tuple[float, float] = (6.0, 24.0)
+    """Gain before the clip at full scale."""
+    channel_band_hz: tuple[float, float] = (2_500.0, 4_500.0)
 
 
 def thump(x: Float, at: int, rng: np.random.Generator, p: AugmentParams) -> Float:
@@ -137,6 +143,14 @@ def thump(x: Float, at: int, rng: np.random.Generator, p: AugmentParams) -> Floa
     at = min(max(at, 0), len(out))
     out[at : at + n] += pulse[: len(out) - at]
     return out
+
+
+def channel(clip: Float, rng: np.random.Generator, p: AugmentParams) -> Float:
+    """The whole clip through a poor channel: amplified into a hard clip at full scale, or band-limited."""
+    if rng.random() < 0.5:
+        gain = np.float32(10.0 ** (_uniform(rng, p.channel_gain_db) / 20.0))
+        return np.clip(clip / (np.max(np.abs(clip)) + 1e-9) * gain, -1.0, 1.0).astype(np.float32)
+    return lowpass(clip, _uniform(rng, p.channel_band_hz))
 
 
 def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
@@ -202,6 +216,8 @@ def mix_event(
     clip += noise
     if rng.random() < p.p_clip:
         clip = soft_clip(clip / (np.max(np.abs(clip)) + 1e-9), _uniform(rng, p.clip_drive_db))
+    if p.p_channel > 0 and rng.random() < p.p_channel:
+        clip = channel(clip, rng, p)
     peak = np.float32(10.0 ** (_uniform(rng, p.peak_dbfs) / 20.0))
     clip *= peak / (np.max(np.abs(clip)) + 1e-9)
     if p.p_end_after_event > 0 and rng.random() < p.p_end_after_event:

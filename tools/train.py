@@ -119,6 +119,8 @@ class Recipe:
     """Share of augmented clips that end shortly after the event (``AugmentParams.p_end_after_event``)."""
     p_thump: float = 0.0
     """Share of augmented events given a low-frequency thump at their onset (``AugmentParams.p_thump``)."""
+    p_channel: float = 0.0
+    """Share of augmented clips hard-clipped or band-limited as a whole (``AugmentParams.p_channel``)."""
     weighted_as_hard: tuple[str, ...] = ()
     """Further negative labels weighted as hard negatives (one equal share each), e.g. impulsive ambience."""
     band_norm: bool = False
@@ -259,6 +261,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="P",
         help="give a share P of augmented events a 3-25 Hz thump at their onset, as an overloaded microphone "
         "records them (default 0: off)",
+    )
+    ap.add_argument(
+        "--channel",
+        type=float,
+        default=None,
+        metavar="P",
+        help="pass a share P of augmented clips, ambience included, through a poor channel: a hard clip at full "
+        "scale after 6-24 dB of gain, or a 2.5-4.5 kHz low-pass (default 0: off)",
     )
     ap.add_argument(
         "--copies",
@@ -1027,6 +1037,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         "p_burst": args.bursts,
         "p_truncate": args.truncate,
         "p_thump": args.thump,
+        "p_channel": args.channel,
         "band_norm": args.band_norm or None,
         "gun_aug": args.copies[0] if args.copies else None,
         "hard_aug": args.copies[1] if args.copies else None,
@@ -1053,7 +1064,7 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
     log.info("%d files: %d train, %d validation (%d groups)", len(items), len(train), len(val), len(val_groups))
 
     bank = street_bank(recipe.street_irs, args.seed)
-    aug = AugmentParams(p_end_after_event=recipe.p_truncate, p_thump=recipe.p_thump)
+    aug = AugmentParams(p_end_after_event=recipe.p_truncate, p_thump=recipe.p_thump, p_channel=recipe.p_channel)
     ctx = Context(args.data, recipe, gate, aug, load_ambience(train, args.data), bank, fe)
     examples = training_examples(train, ctx, args.seed, args.workers)
     x, y = examples.arrays(fe)
