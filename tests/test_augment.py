@@ -102,5 +102,6 @@ def test_mix_event_uses_the_channel_only_when_asked() -> None:
     plain = [mix_event(event, 1000, pool, np.random.default_rng(s), AugmentParams(p_clip=0.0))[0] for s in range(6)]
     poor = AugmentParams(p_clip=0.0, p_channel=1.0, channel_band_hz=(2500.0, 2500.0), channel_gain_db=(24.0, 24.0))
     changed = [mix_event(event, 1000, pool, np.random.default_rng(s), poor)[0] for s in range(6)]
-    assert all(a.shape == b.shape for a, b in zip(plain, changed, strict=True))  # the channel comes after the clip is cut
+    # the channel comes after the clip is cut: same lengths, other samples
+    assert all(a.shape == b.shape for a, b in zip(plain, changed, strict=True))
     assert all(not np.array_equal(a, b) for a, b in zip(plain, changed, strict=True))
