@@ -203,7 +203,6 @@ class Unit:
             gate=GateParams(rise_db=cfg.gate_rise_db, min_dbfs=cfg.gate_min_dbfs),
             bursts=BurstParams(gap_s=cfg.burst_gap_s, round_score=cfg.round_score),
             ring_seconds=self.config.audio.ring_seconds,
-            second_look=self.model.second_look if self.model else None,
             texture=TextureParams(max_s=cfg.texture_s, louder_db=cfg.texture_louder_db),
         )
         log.info("detector ready: threshold %.3f, burst gap %.1f s", threshold, cfg.burst_gap_s)

@@ -94,10 +94,7 @@ def test_shipped_file_reproduces_its_fingerprint(meta: dict[str, Any]) -> None:
         if r.source != FOREST and (r.label == GUNSHOT or r.label in HARD_NEGATIVES)
     ]
     model = TfliteModel()
-    scored = [
-        (r, scan_file(DATA / r.path, model, model.info.threshold, second_look=model.second_look).max_score)
-        for r in rows
-    ]
+    scored = [(r, scan_file(DATA / r.path, model, model.info.threshold).max_score) for r in rows]
     assert len(scored) == pinned["files"]
     gun = [s for r, s in scored if r.label == GUNSHOT]
     hard = [s for r, s in scored if r.label != GUNSHOT]

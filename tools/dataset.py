@@ -8,7 +8,6 @@ the classifier window is ``[onset - pre, onset + post)`` (zeros outside the reco
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 import random
 import sys
@@ -104,10 +103,6 @@ def read_manifest(data_dir: Path) -> list[Item]:
     if not items:
         raise DataError(f"{manifest} lists no files")
     return list(items.values())
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def split_groups(items: Iterable[Item], seed: int, val_fraction: float = 0.2) -> list[str]:

@@ -309,7 +309,7 @@ def pinned_scores(model_path: Path, data: Path, threshold: float) -> dict[str, A
     file, front end, gate or runtime."""
     rows = [r for r in read_manifest(manifest_path(data)) if r.source != FOREST and r.label in PINNED_LABELS]
     model = own_front_end_model(model_path)
-    scored = evaluate_files(rows, data, model, threshold, front_end=model.info.front_end, second_look=model.second_look)
+    scored = evaluate_files(rows, data, model, threshold, front_end=model.info.front_end)
     results = [r for r in scored if r.ok]
     gun = [r.gun_max for r in results if r.row.label == "gunshot"]
     hard = [r.gun_max for r in results if r.row.label != "gunshot"]

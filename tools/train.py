@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from edge.detect.runtime import file_sha256
 from edge.dsp.logmel import FloatArray, FrontEndParams, LogMel
 from edge.dsp.onset import GateParams
 from edge.evaluate import metrics
@@ -49,7 +50,6 @@ from tools.dataset import (
     Item,
     counts,
     exit_status,
-    file_sha256,
     gate_candidates,
     licence_summary,
     load_audio,

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def detect_file(path: Path, model: TfliteModel, threshold: float, burst_gap: float, *, as_json: bool) -> int:
-    scan = scan_file(path, model, threshold, burst_gap, second_look=model.second_look)
+    scan = scan_file(path, model, threshold, burst_gap)
     for det in scan.detections:
         record = {"file": str(path), **detection_dict(det)}
         print(json.dumps(record) if as_json else f"{path}: {describe(det)}", flush=True)

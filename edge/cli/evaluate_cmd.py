@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     model = TfliteModel(args.model)
     threshold = model.info.threshold if args.threshold is None else args.threshold
     progress = Progress(len(rows))
-    results = list(evaluate_files(rows, root, model, threshold, second_look=model.second_look, on_result=progress.step))
+    results = list(evaluate_files(rows, root, model, threshold, on_result=progress.step))
     if args.scores_out:
         write_scores(args.scores_out, results)
     report = build_report(results, threshold)
