@@ -128,6 +128,8 @@ class AugmentParams:
     p_channel: float = 0.0
     """Share of clips (event and ambience together) passed through a poor recording channel (:func:`channel`):
     hard clipping or a band limit, the two changes that cost most in the model card's robustness table."""
+    channel_clip_share: float = 0.5
+    """Of those, the share hard-clipped; the rest are band-limited."""
     channel_gain_db: tuple[float, float] = (6.0, 24.0)
     """Gain before the clip at full scale."""
     channel_band_hz: tuple[float, float] = (2_500.0, 4_500.0)
@@ -147,7 +149,7 @@ def thump(x: Float, at: int, rng: np.random.Generator, p: AugmentParams) -> Floa
 
 def channel(clip: Float, rng: np.random.Generator, p: AugmentParams) -> Float:
     """The whole clip through a poor channel: amplified into a hard clip at full scale, or band-limited."""
-    if rng.random() < 0.5:
+    if rng.random() < p.channel_clip_share:
         gain = np.float32(10.0 ** (_uniform(rng, p.channel_gain_db) / 20.0))
         return np.clip(clip / (np.max(np.abs(clip)) + 1e-9) * gain, -1.0, 1.0).astype(np.float32)
     return lowpass(clip, _uniform(rng, p.channel_band_hz))

@@ -218,7 +218,7 @@ def random_folds(groups: Sequence[str], folds: int = 5, seed: int = 0) -> npt.ND
     return np.array([fold_of[g] for g in groups], dtype=np.int64)
 
 
-def _cross_fit(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], fold: npt.NDArray[Any]) -> npt.NDArray[Any]:
+def cross_fit(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], fold: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """Each row's probe logit, from a probe fitted on the rows of every other fold."""
     out = np.zeros(len(y))
     for held_fold in np.unique(fold):
@@ -241,7 +241,7 @@ def cross_fitted_scores(
     x = score_logits(np.array([features[p] for p in paths]))
     y = np.array(labels, dtype=np.float64)
     k = np.asarray(fold)
-    out = _cross_fit(x, y, k)
+    out = cross_fit(x, y, k)
     return {p: float(1 / (1 + np.exp(-s))) for p, s in zip(paths, out, strict=True)}
 
 
@@ -266,7 +266,7 @@ def cross_fitted_window_scores(
     y = (np.asarray(labels)[file_of] & (dbfs >= top[file_of] - np.asarray(within_db)[file_of])).astype(np.float64)
     x = score_logits(windows.features[rows])
     k = np.asarray(fold)[file_of]
-    out = _cross_fit(x, y, k)
+    out = cross_fit(x, y, k)
     keys = zip(windows.paths[rows], windows.onsets[rows], strict=True)
     return {(str(p), int(o)): float(1 / (1 + np.exp(-s))) for (p, o), s in zip(keys, out, strict=True)}
 

@@ -121,6 +121,8 @@ class Recipe:
     """Share of augmented events given a low-frequency thump at their onset (``AugmentParams.p_thump``)."""
     p_channel: float = 0.0
     """Share of augmented clips hard-clipped or band-limited as a whole (``AugmentParams.p_channel``)."""
+    channel_clip_share: float = 0.5
+    """Of those, the share hard-clipped (``AugmentParams.channel_clip_share``)."""
     weighted_as_hard: tuple[str, ...] = ()
     """Further negative labels weighted as hard negatives (one equal share each), e.g. impulsive ambience."""
     band_norm: bool = False
@@ -269,6 +271,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="P",
         help="pass a share P of augmented clips, ambience included, through a poor channel: a hard clip at full "
         "scale after 6-24 dB of gain, or a 2.5-4.5 kHz low-pass (default 0: off)",
+    )
+    ap.add_argument(
+        "--channel-clip-share",
+        type=float,
+        default=None,
+        metavar="F",
+        help=f"of the --channel clips, the share hard-clipped; the rest are band-limited "
+        f"(default {Recipe.channel_clip_share})",
     )
     ap.add_argument(
         "--copies",
@@ -1038,6 +1048,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         "p_truncate": args.truncate,
         "p_thump": args.thump,
         "p_channel": args.channel,
+        "channel_clip_share": args.channel_clip_share,
         "band_norm": args.band_norm or None,
         "gun_aug": args.copies[0] if args.copies else None,
         "hard_aug": args.copies[1] if args.copies else None,
@@ -1064,7 +1075,12 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
     log.info("%d files: %d train, %d validation (%d groups)", len(items), len(train), len(val), len(val_groups))
 
     bank = street_bank(recipe.street_irs, args.seed)
-    aug = AugmentParams(p_end_after_event=recipe.p_truncate, p_thump=recipe.p_thump, p_channel=recipe.p_channel)
+    aug = AugmentParams(
+        p_end_after_event=recipe.p_truncate,
+        p_thump=recipe.p_thump,
+        p_channel=recipe.p_channel,
+        channel_clip_share=recipe.channel_clip_share,
+    )
     ctx = Context(args.data, recipe, gate, aug, load_ambience(train, args.data), bank, fe)
     examples = training_examples(train, ctx, args.seed, args.workers)
     x, y = examples.arrays(fe)
