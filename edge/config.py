@@ -182,7 +182,7 @@ class DetectConfig(Section):
         maximum=1,
     )
     gate_rise_db: float = setting(
-        10.0, "Rise above the recent background the onset gate needs", unit="dB", minimum=3, maximum=30
+        7.0, "Rise above the recent background the onset gate needs", unit="dB", minimum=3, maximum=30
     )
     gate_min_dbfs: float = setting(
         -90.0,

@@ -111,11 +111,15 @@ TARGETS: dict[str, Target] = {  # issue 3, on held-out groups
 }
 
 
-@pytest.mark.xfail(
+MET = {"forest AUC >= 0.90"}
+"""Targets the shipped model meets (since 0.6.1's 7 dB gate); the others are strict xfails."""
+SHORTFALL = pytest.mark.xfail(
     strict=True,
-    reason="known shortfall (issue 3 open): cross-validated 0.983 / 0.972 / 57.3 % / forest 0.888 (models/README.md)",
+    reason="known shortfall (issue 3 open): cross-validated 0.983 / 0.971 / 56.2 % / forest 0.901 (models/README.md)",
 )
-@pytest.mark.parametrize("target", sorted(TARGETS))
+
+
+@pytest.mark.parametrize("target", [t if t in MET else pytest.param(t, marks=SHORTFALL) for t in sorted(TARGETS)])
 def test_issue_3_target(target: str, out_of_fold: Scored) -> None:
     gun, neg, hard = _urban(out_of_fold)
     assert TARGETS[target](gun, neg, hard, _forest_auc(out_of_fold))

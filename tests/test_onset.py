@@ -1,4 +1,5 @@
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,22 @@ def scene() -> tuple[np.ndarray, list[int]]:
     for t in truth:
         add_impulse(x, t, 9000.0)
     return to_int16(x), truth
+
+
+def busy_scene() -> npt.NDArray[np.int16]:
+    """A loud impulse at 1 s and faint ones (7.5-10 dB above the noise) 0.25 s after it and alone at 2.5 s."""
+    x = noise(4.0, 30.0)
+    add_impulse(x, RATE, 9000.0)
+    add_impulse(x, RATE + RATE // 4, 420.0)
+    add_impulse(x, 5 * RATE // 2, 420.0)
+    return to_int16(x)
+
+
+def test_a_faint_rise_counts_alone_but_not_in_the_wake_of_another() -> None:
+    found = onsets(busy_scene(), 1600)[1:]  # [0]: the start of the stream
+    assert len(found) == 2 and abs(found[0] - RATE) <= 2 and abs(found[1] - 5 * RATE // 2) < 200
+    assert len(onsets(busy_scene(), 1600, GateParams(busy_s=0.0))[1:]) == 3
+    assert len(onsets(busy_scene(), 1600, GateParams(rise_db=10.0))[1:]) == 1
 
 
 @pytest.mark.parametrize("chunk", [160, 1000, 16_000, 1, 7, 10**6])
@@ -90,17 +107,27 @@ def reference_candidates(x: np.ndarray, params: GateParams) -> list[tuple[int, f
         onset = (i - 1) * BLOCK + int(np.argmax(pair >= threshold))
         if onset - last < round(params.refractory_s * RATE):
             continue
+        if onset - last < round(params.busy_s * RATE) and e <= 10.0 ** (params.busy_rise_db / 10.0) * background:
+            continue
         last = onset
         rise = float(10.0 * np.log10(e / max(background, 1.0)))
         found.append((max(onset, 0), float(10.0 * np.log10(e / full_scale)), rise))
     return found
 
 
-@pytest.mark.parametrize("params", [GateParams(), GateParams(rise_db=6.0, min_dbfs=-70.0, attack_fraction=0.3)])
+@pytest.mark.parametrize(
+    "params",
+    [
+        GateParams(),
+        GateParams(rise_db=6.0, min_dbfs=-70.0, attack_fraction=0.3),
+        GateParams(rise_db=10.0, busy_rise_db=10.0),
+        GateParams(rise_db=5.0, busy_rise_db=12.0, busy_s=1.0),
+    ],
+)
 @given(st.lists(st.integers(min_value=1, max_value=9000), min_size=1, max_size=20))
 @settings(max_examples=10, deadline=None)
 def test_candidates_equal_the_plain_formulas(params: GateParams, sizes: list[int]) -> None:
-    x, _ = scene()
+    x = np.concatenate((scene()[0], busy_scene()))
     gate, got, pos, i = OnsetGate(params), [], 0, 0
     while pos < len(x):
         got += [(c.onset, c.block_dbfs, c.rise_db) for c in gate.process(x[pos : pos + sizes[i % len(sizes)]])]

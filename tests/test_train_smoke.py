@@ -264,6 +264,16 @@ def test_an_ensemble_of_two_training_seeds_averages_their_logits_and_ships_both(
     assert model.second_look is not None and model.second_look.weight == 0.5
     assert model.second_look.front_end == FrontEndParams()
 
+    # the same runs behind a less sensitive gate: fewer candidates scored, and cv.json says which gate
+    deaf = tmp_path / "deaf"
+    assert (
+        ensemble.main(["--data", str(data), "--out", str(deaf), "--runs", *map(str, runs), "--gate-rise-db", "25"]) == 0
+    )
+    assert json.loads((deaf / "cv.json").read_text())["gate"]["rise_db"] == 25.0
+    assert cv["gate"]["rise_db"] == GateParams().rise_db
+    fewer = read_scores(deaf / "oof_scores.jsonl")
+    assert sum(len(f.marks or ()) for f in fewer.values()) < sum(len(f.marks or ()) for f in both.values())
+
 
 def test_an_ensemble_of_runs_with_other_folds_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from tools import ensemble
@@ -287,6 +297,8 @@ def test_an_ensemble_of_runs_with_other_folds_is_refused(tmp_path: Path, capsys:
         (["--runs", "a", "b", "--final", "f"], "--final and --finals go together"),
         (["--runs", "a", "b", "--final", "f", "--finals", "x"], "one folder per run (2), got 1"),
         (["--runs", "a", "b", "--from-score", "1.5"], "--from-score 1.5: must lie in 0..1"),
+        (["--runs", "a", "b", "--gate-rise-db", "2"], "--gate-rise-db 2.0: must lie in 3..30 (dB)"),
+        (["--runs", "a", "b", "--gate-rise-db", "9", "--final", "f", "--finals", "x", "y"], "leave --gate-rise-db out"),
     ],
 )
 def test_ensemble_arguments_are_checked(extra: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

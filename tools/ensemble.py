@@ -24,11 +24,13 @@ import os
 import shutil
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from edge.detect.detector import MeanLogit, SecondLook
 from edge.detect.runtime import TfliteModel, read_metadata
+from edge.dsp.onset import GateParams
 from tools import train
 from tools.dataset import DataError, exit_status
 from tools.kfold import VALIDATION_KEYS, FoldScorer, cross_validate, finished_run, own_front_end_model, pinned_scores
@@ -46,6 +48,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--from-score", type=float, default=0.3, help="the first network's score that calls the others (default 0.3)"
     )
+    ap.add_argument(
+        "--gate-rise-db",
+        type=float,
+        default=GateParams().rise_db,
+        metavar="DB",
+        help=f"score behind an onset gate with this rise (default {GateParams().rise_db:g}, the unit's)",
+    )
     ap.add_argument("--final", type=Path, default=None, help="assemble the shipped model folder here")
     ap.add_argument("--finals", type=Path, nargs="+", default=None, help="with --final: each run's final model folder")
     args = ap.parse_args(argv)
@@ -53,6 +62,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         ap.error("--runs: give at least two runs")
     if not 0.0 <= args.from_score <= 1.0:
         ap.error(f"--from-score {args.from_score}: must lie in 0..1")
+    if not 3.0 <= args.gate_rise_db <= 30.0:
+        ap.error(f"--gate-rise-db {args.gate_rise_db}: must lie in 3..30 (dB), as detect.gate_rise_db")
+    if args.final is not None and args.gate_rise_db != GateParams().rise_db:
+        ap.error("--final ships a model for the unit's default gate: leave --gate-rise-db out")
     if (args.final is None) != (args.finals is None):
         ap.error("--final and --finals go together")
     if args.finals is not None and len(args.finals) != len(args.runs):
@@ -136,7 +149,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    cv = cross_validate(args.data, args.out, folds, ensemble_scorer(args.runs, args.from_score), describe)
+    gate = replace(GateParams(), rise_db=args.gate_rise_db)
+    cv = cross_validate(args.data, args.out, folds, ensemble_scorer(args.runs, args.from_score), describe, gate)
     if args.final is not None:
         path = assemble(args, cv)
         threshold = cv["metrics"]["threshold"]

@@ -34,6 +34,7 @@ from typing import Any
 from edge.detect.detector import SecondLook
 from edge.detect.runtime import TfliteModel, read_metadata
 from edge.dsp.logmel import SECOND_LOOK_WINDOW_S, second_look_front_end
+from edge.dsp.onset import GateParams
 from edge.evaluate import metrics
 from edge.evaluate.labels import FOREST, HARD_NEGATIVES
 from edge.evaluate.manifest import ManifestRow, read_manifest
@@ -179,9 +180,15 @@ def fold_scorer(models: list[Path], cascade: Cascade | None = None) -> FoldScore
 
 
 def score_out_of_fold(
-    rows: list[ManifestRow], root: Path, folds: list[list[str]], scorer: FoldScorer, threshold: float
+    rows: list[ManifestRow],
+    root: Path,
+    folds: list[list[str]],
+    scorer: FoldScorer,
+    threshold: float,
+    gate: GateParams | None = None,
 ) -> list[FileResult]:
-    """Every row scored by the model(s) of the fold that holds its group, in manifest order."""
+    """Every row scored by the model(s) of the fold that holds its group, in manifest order, behind ``gate`` (the
+    unit's default gate unless given)."""
     fold_of = {g: k for k, groups in enumerate(folds) for g in groups}
     unassigned = [r.path for r in rows if r.group not in fold_of]
     if unassigned:
@@ -190,13 +197,20 @@ def score_out_of_fold(
     for k in range(len(folds)):
         model, look = scorer(k)
         mine = [r for r in rows if fold_of[r.group] == k]
-        results = evaluate_files(mine, root, model, threshold, front_end=model.info.front_end, second_look=look)
+        results = evaluate_files(
+            mine, root, model, threshold, front_end=model.info.front_end, second_look=look, gate=gate
+        )
         by_path.update((r.row.path, r) for r in results)
     return [by_path[r.path] for r in rows]
 
 
 def cross_validate(
-    data: Path, out: Path, folds: list[list[str]], scorer: FoldScorer, describe: dict[str, Any]
+    data: Path,
+    out: Path,
+    folds: list[list[str]],
+    scorer: FoldScorer,
+    describe: dict[str, Any],
+    gate: GateParams | None = None,
 ) -> dict[str, Any]:
     """Score out of fold, pick the threshold, report at it; write ``out/cv.json`` and ``out/oof_scores.jsonl``.
 
@@ -204,8 +218,8 @@ def cross_validate(
     rows = read_manifest(manifest_path(data))
     # Pass 1 finds the out-of-fold scores and so the threshold; pass 2 counts detections (false alarms per
     # hour, rounds) at that one threshold, as the shipped model will run.
-    threshold = operating_threshold(score_out_of_fold(rows, data, folds, scorer, 0.5))
-    results = score_out_of_fold(rows, data, folds, scorer, threshold)
+    threshold = operating_threshold(score_out_of_fold(rows, data, folds, scorer, 0.5, gate))
+    results = score_out_of_fold(rows, data, folds, scorer, threshold, gate)
     report = build_report(results, threshold)
     write_scores(out / "oof_scores.jsonl", results)
     cv = {
@@ -215,6 +229,7 @@ def cross_validate(
             f"{100 * TARGET_HARD_FPR:g} % urban hard-negative false positives of the pooled out-of-fold scores"
         ),
         "folds": len(folds),
+        "gate": asdict(gate or GateParams()),
         **describe,
         "fold_groups": folds,
         "metrics": headline(report),

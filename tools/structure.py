@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from edge.evaluate.metrics import auc, recall_at_fpr
 from edge.evaluate.scores import FileScores, ScoresError, read_scores
 from tools.dataset import DataError, Item, exit_status, fold_groups, read_manifest
 from tools.teacher import cross_fit, score_logits
@@ -66,19 +67,31 @@ def probe_rows(
     items: Sequence[Item], scores: dict[str, FileScores], folds: int = 5, seed: int = 0
 ) -> list[tuple[str, dict[str, object]]]:
     """``tools.kfold``'s metrics of each row's cross-fitted probe; files without a score line are left out."""
-    from tools.train import evaluate
-
     items = [i for i in items if i.path in scores]
     if not any(i.is_gunshot for i in items):
         raise DataError("the scores cover no gunshot file of the manifest")
     fold_of = {g: k for k, groups in enumerate(fold_groups(items, folds, seed)) for g in groups}
     fold = np.array([fold_of[i.group] for i in items])
     y = np.array([i.is_gunshot for i in items], dtype=np.float64)
-    out = [("score as scored (no probe)", evaluate(list(items), [scores[i.path].gun_max for i in items]))]
+    out = [("score as scored (no probe)", headline(items, np.array([scores[i.path].gun_max for i in items])))]
     for names in ROWS:
         logit = cross_fit(feature_matrix(scores, items, names), y, fold)
-        out.append((" + ".join(names), evaluate(list(items), list(1 / (1 + np.exp(-logit))))))
+        out.append((" + ".join(names), headline(items, logit)))
     return out
+
+
+def headline(items: Sequence[Item], s: npt.NDArray[np.float64]) -> dict[str, object]:
+    """``tools.kfold``'s headline metrics, unrounded (any monotone score: logits or probabilities)."""
+    urban = np.array([i.urban for i in items])
+    gun = np.array([i.is_gunshot for i in items])
+    hard = np.array([i.is_hard_negative for i in items])
+    gun_u, hard_u = list(s[urban & gun]), list(s[urban & hard])
+    return {
+        "auc_gunshot_vs_all_urban": auc(gun_u, list(s[urban & ~gun])),
+        "auc_gunshot_vs_hard_negatives_urban": auc(gun_u, hard_u),
+        "recall_at_hard_fpr": {f"{round(f * 100)}%": recall_at_fpr(gun_u, hard_u, f) for f in (0.01, 0.02, 0.05)},
+        "auc_forest_gunshot_vs_forest_negatives": auc(list(s[~urban & gun]), list(s[~urban & ~gun])),
+    }
 
 
 def table(rows: Sequence[tuple[str, dict[str, object]]]) -> str:

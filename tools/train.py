@@ -63,10 +63,11 @@ from tools.dataset import (
 log = logging.getLogger("tools.train")
 
 MODEL_NAME = "polewatch-gunshot"
-MODEL_VERSION = "0.6.0"
-TRAIN_GATE_MIN_DBFS = -70.0
-"""The gate floor training windows are found with. The shipped networks were trained with it; the unit's gate
-(``GateParams().min_dbfs``, -90) is lower, which the cross-validation scores as the unit runs (model card)."""
+MODEL_VERSION = "0.6.1"
+TRAIN_GATE = GateParams(rise_db=10.0, min_dbfs=-70.0)
+"""The gate training windows are found with. The shipped networks were trained with it; the unit's gate
+(``GateParams()``: 7 dB rise, -90 dBFS floor) is more sensitive, which the cross-validation scores as the unit runs
+(model card)."""
 SPLIT_METHOD = (
     "group split stratified by (label, urban/forest): 20 % of each stratum's groups (at least one when it has two "
     "or more), sorted then shuffled with python random.Random(seed); see tools.dataset.split_groups"
@@ -1062,7 +1063,7 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
     started = time.monotonic()
     items = read_manifest(args.data)
     recipe = recipe_from_args(args)
-    fe, gate = front_end_from_args(args), GateParams(min_dbfs=TRAIN_GATE_MIN_DBFS)
+    fe, gate = front_end_from_args(args), TRAIN_GATE
     split_seed = args.seed if args.split_seed is None else args.split_seed
     split_method = "groups chosen by the caller (tools.kfold: one fold held out)"
     if val_groups is None and getattr(args, "all_groups", False):

@@ -9,6 +9,7 @@ from edge.audio.file_source import FileSource
 from edge.detect.bursts import BurstParams, Detection
 from edge.detect.detector import Scorer, SecondLook, StreamingDetector
 from edge.dsp.logmel import FrontEndParams
+from edge.dsp.onset import GateParams
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,13 @@ def scan_file(
     burst_gap_s: float = 2.0,
     front_end: FrontEndParams | None = None,
     second_look: SecondLook | None = None,
+    gate: GateParams | None = None,
 ) -> FileScan:
-    """Raises :class:`edge.errors.AudioError` when the file cannot be read."""
+    """Raises :class:`edge.errors.AudioError` when the file cannot be read. ``gate``: the unit's default."""
     detector = StreamingDetector(
         scorer,
         threshold,
+        gate=gate,
         front_end=front_end,
         bursts=BurstParams(gap_s=burst_gap_s),
         keep_scores=True,

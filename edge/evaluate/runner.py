@@ -13,6 +13,7 @@ from edge.detect.bursts import Detection
 from edge.detect.detector import Scorer, SecondLook
 from edge.detect.scan import scan_file
 from edge.dsp.logmel import FrontEndParams
+from edge.dsp.onset import GateParams
 from edge.errors import AudioError
 from edge.evaluate.manifest import ManifestRow
 
@@ -45,10 +46,11 @@ def run_file(
     burst_gap_s: float,
     front_end: FrontEndParams | None = None,
     second_look: SecondLook | None = None,
+    gate: GateParams | None = None,
 ) -> FileResult:
     path = Path(row.path) if Path(row.path).is_absolute() else root / row.path
     try:
-        scan = scan_file(path, scorer, threshold, burst_gap_s, front_end, second_look)
+        scan = scan_file(path, scorer, threshold, burst_gap_s, front_end, second_look, gate)
     except AudioError as exc:
         return FileResult(row, 0.0, error=str(exc))
     return FileResult(row, scan.max_score, scan.detections, scan.seconds, impulses=scan.impulses)
@@ -94,10 +96,12 @@ def evaluate_files(
     front_end: FrontEndParams | None = None,
     second_look: SecondLook | None = None,
     on_result: Callable[[FileResult], None] | None = None,
+    gate: GateParams | None = None,
 ) -> Iterator[FileResult]:
-    """``front_end``: the scorer's (default: the unit's, :class:`FrontEndParams`); ``second_look``: the model's."""
+    """``front_end``: the scorer's (default: the unit's, :class:`FrontEndParams`); ``second_look``: the model's;
+    ``gate``: the unit's default :class:`GateParams` unless given."""
     for row in rows:
-        result = run_file(row, root, scorer, threshold, burst_gap_s, front_end, second_look)
+        result = run_file(row, root, scorer, threshold, burst_gap_s, front_end, second_look, gate)
         if not result.ok:
             log.warning("%s", result.error)
         if on_result is not None:
