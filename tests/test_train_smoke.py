@@ -298,7 +298,8 @@ def test_an_ensemble_of_runs_with_other_folds_is_refused(tmp_path: Path, capsys:
         (["--runs", "a", "b", "--final", "f", "--finals", "x"], "one folder per run (2), got 1"),
         (["--runs", "a", "b", "--from-score", "1.5"], "--from-score 1.5: must lie in 0..1"),
         (["--runs", "a", "b", "--gate-rise-db", "2"], "--gate-rise-db 2.0: must lie in 3..30 (dB)"),
-        (["--runs", "a", "b", "--gate-rise-db", "9", "--final", "f", "--finals", "x", "y"], "leave --gate-rise-db out"),
+        (["--runs", "a", "b", "--gate-busy-s", "-1"], "--gate-busy-s -1.0: must be 0 or more"),
+        (["--runs", "a", "b", "--gate-rise-db", "9", "--final", "f", "--finals", "x", "y"], "leave --gate-rise-db"),
     ],
 )
 def test_ensemble_arguments_are_checked(extra: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

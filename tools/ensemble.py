@@ -55,6 +55,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="DB",
         help=f"score behind an onset gate with this rise (default {GateParams().rise_db:g}, the unit's)",
     )
+    ap.add_argument(
+        "--gate-busy-s",
+        type=float,
+        default=GateParams().busy_s,
+        metavar="S",
+        help=f"... which needs {GateParams().busy_rise_db:g} dB within S seconds of the previous candidate "
+        f"(default {GateParams().busy_s:g}; 0: never)",
+    )
     ap.add_argument("--final", type=Path, default=None, help="assemble the shipped model folder here")
     ap.add_argument("--finals", type=Path, nargs="+", default=None, help="with --final: each run's final model folder")
     args = ap.parse_args(argv)
@@ -64,8 +72,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         ap.error(f"--from-score {args.from_score}: must lie in 0..1")
     if not 3.0 <= args.gate_rise_db <= 30.0:
         ap.error(f"--gate-rise-db {args.gate_rise_db}: must lie in 3..30 (dB), as detect.gate_rise_db")
-    if args.final is not None and args.gate_rise_db != GateParams().rise_db:
-        ap.error("--final ships a model for the unit's default gate: leave --gate-rise-db out")
+    if args.gate_busy_s < 0:
+        ap.error(f"--gate-busy-s {args.gate_busy_s}: must be 0 or more")
+    if args.final is not None and (args.gate_rise_db, args.gate_busy_s) != (GateParams().rise_db, GateParams().busy_s):
+        ap.error("--final ships a model for the unit's default gate: leave --gate-rise-db and --gate-busy-s out")
     if (args.final is None) != (args.finals is None):
         ap.error("--final and --finals go together")
     if args.finals is not None and len(args.finals) != len(args.runs):
@@ -149,7 +159,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    gate = replace(GateParams(), rise_db=args.gate_rise_db)
+    gate = replace(GateParams(), rise_db=args.gate_rise_db, busy_s=args.gate_busy_s)
     cv = cross_validate(args.data, args.out, folds, ensemble_scorer(args.runs, args.from_score), describe, gate)
     if args.final is not None:
         path = assemble(args, cv)
