@@ -345,6 +345,18 @@ def test_a_bad_fmin_is_refused(value: str, capsys: pytest.CaptureFixture[str]) -
     assert "lowest band edge in Hz, 0 to 7800" in capsys.readouterr().err
 
 
+def test_the_training_gate_is_the_pinned_one_unless_asked() -> None:
+    assert train.gate_from_args(train.parse_args(["--data", "d", "--out", "o"])) == train.TRAIN_GATE
+    gate = train.gate_from_args(train.parse_args(["--data", "d", "--out", "o", "--gate-rise-db", "7"]))
+    assert gate == GateParams(rise_db=7.0, min_dbfs=train.TRAIN_GATE.min_dbfs)
+
+
+def test_a_bad_training_gate_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        train.parse_args(["--data", "d", "--out", "o", "--gate-rise-db", "40"])
+    assert "--gate-rise-db 40.0: must lie in 3..30 (dB)" in capsys.readouterr().err
+
+
 def test_fmin_reaches_the_front_end() -> None:
     fe = train.front_end_from_args(
         train.parse_args(["--data", "d", "--out", "o", "--fmin", "150", "--window", "0.5,0.4"])

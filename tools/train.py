@@ -197,6 +197,11 @@ def front_end_from_args(args: argparse.Namespace) -> FrontEndParams:
     return fe if fmin is None else replace(fe, fmin_hz=fmin)
 
 
+def gate_from_args(args: argparse.Namespace) -> GateParams:
+    rise = getattr(args, "gate_rise_db", None)
+    return TRAIN_GATE if rise is None else replace(TRAIN_GATE, rise_db=rise)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m tools.train", description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="folder with manifest.tsv and the FLAC files")
@@ -342,6 +347,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="weight of the teacher head's mean squared error against the logit's cross-entropy (default 0.5)",
     )
     ap.add_argument(
+        "--gate-rise-db",
+        type=float,
+        default=None,
+        metavar="DB",
+        help=f"find the training windows with an onset gate of this rise (default {TRAIN_GATE.rise_db:g}, "
+        f"tools.train.TRAIN_GATE; the unit's is {GateParams().rise_db:g})",
+    )
+    ap.add_argument(
         "--fmin",
         type=_fmin,
         default=None,
@@ -364,6 +377,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         ap.error("--all-groups needs --threshold (e.g. the one tools.kfold reports)")
     if args.teacher_aux and args.teacher is None:
         ap.error("--teacher-aux needs --teacher (per-window features from python -m tools.teacher --windows)")
+    if args.gate_rise_db is not None and not 3.0 <= args.gate_rise_db <= 30.0:
+        ap.error(f"--gate-rise-db {args.gate_rise_db}: must lie in 3..30 (dB), as detect.gate_rise_db")
     return args
 
 
@@ -1063,7 +1078,7 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
     started = time.monotonic()
     items = read_manifest(args.data)
     recipe = recipe_from_args(args)
-    fe, gate = front_end_from_args(args), TRAIN_GATE
+    fe, gate = front_end_from_args(args), gate_from_args(args)
     split_seed = args.seed if args.split_seed is None else args.split_seed
     split_method = "groups chosen by the caller (tools.kfold: one fold held out)"
     if val_groups is None and getattr(args, "all_groups", False):
