@@ -73,14 +73,14 @@ def probe_rows(
     fold_of = {g: k for k, groups in enumerate(fold_groups(items, folds, seed)) for g in groups}
     fold = np.array([fold_of[i.group] for i in items])
     y = np.array([i.is_gunshot for i in items], dtype=np.float64)
-    out = [("score as scored (no probe)", headline(items, np.array([scores[i.path].gun_max for i in items])))]
+    out = [("score as scored (no probe)", unrounded_metrics(items, np.array([scores[i.path].gun_max for i in items])))]
     for names in ROWS:
         logit = cross_fit(feature_matrix(scores, items, names), y, fold)
-        out.append((" + ".join(names), headline(items, logit)))
+        out.append((" + ".join(names), unrounded_metrics(items, logit)))
     return out
 
 
-def headline(items: Sequence[Item], s: npt.NDArray[np.float64]) -> dict[str, object]:
+def unrounded_metrics(items: Sequence[Item], s: npt.NDArray[np.float64]) -> dict[str, object]:
     """``tools.kfold``'s headline metrics, unrounded (any monotone score: logits or probabilities)."""
     urban = np.array([i.urban for i in items])
     gun = np.array([i.is_gunshot for i in items])
