@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import soundfile as sf
 
 from edge.cli import main
 from edge.detect.runtime import DEFAULT_MODEL, TfliteModel
+from edge.dsp.onset import GateParams
 from edge.evaluate import metrics
 from edge.evaluate.manifest import ManifestError, read_manifest
 from tests.impulses import RATE, add_impulse, noise, to_int16
@@ -59,6 +61,7 @@ def test_evaluate_runs_the_pipeline_over_a_manifest(tmp_path: Path, capsys: pyte
     report = json.loads(capsys.readouterr().out)
     assert report["files"] == 7 and [m["file"] for m in report["missing"]] == ["gone.wav"]
     assert report["model"] == TfliteModel().identity  # every network that scored, in one sha256
+    assert report["gate"] == asdict(GateParams())  # the unit's default gate, which the numbers depend on
     sub = report["subsets"]["all"]
     assert sub["files"] == {"gunshot": 3, "negative": 3, "hard_negative": 0}
     assert sub["auc_gunshot_vs_hard_negatives"] is None and sub["recall_at_hard_fpr"]["2%"] is None
@@ -88,4 +91,5 @@ def test_evaluate_writes_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "AUC all" in out
     identity = TfliteModel().identity
     assert f"model {identity['name']} {identity['version']} (sha256 {identity['sha256'][:16]}...)" in out
+    assert "onset gate: rise 7 dB (10 dB within 0.5 s of a candidate), floor -90 dBFS" in out
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["per_label.png", "pr.png", "roc.png"]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from edge.detect.runtime import TfliteModel
+from edge.dsp.onset import GateParams
 from edge.evaluate.manifest import read_manifest
 from edge.evaluate.report import build_report, format_report
 from edge.evaluate.runner import Progress, evaluate_files
@@ -44,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         write_scores(args.scores_out, results)
     report = build_report(results, threshold)
     report["model"] = model.identity
+    report["gate"] = asdict(GateParams())  # what the metrics depend on besides the model
     if args.plots:
         from edge.evaluate.plots import write_plots
 
