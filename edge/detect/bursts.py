@@ -8,14 +8,11 @@ Rounds after the first count at a lower score (``round_score``): once a burst is
 classifier rates as more likely a gunshot than not is taken as the next round, since full-auto rounds heard
 through the echoes of the previous ones score lower than a round on its own. What cannot be a round is an echo:
 an impulse closer than ``min_interval_s`` to the last round (no firearm in the field fires faster than about
-20 rounds/s), one much quieter than a round shortly before it (``echo_window_s``, ``echo_drop_db``), or one that
-barely rises above the burst's own reverberation (``round_rise_db``: the gate opens a detection at a lower rise,
-to hear far shots, than a fresh muzzle blast inside a burst shows).
+20 rounds/s), or one much quieter than a round shortly before it (``echo_window_s``, ``echo_drop_db``).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,8 +25,6 @@ class Impulse:
     """Absolute sample index."""
     score: float
     peak_dbfs: float
-    rise_db: float = math.inf
-    """How far the onset gate saw it rise above the background; inf when not known."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +54,6 @@ class BurstParams:
     min_interval_s: float = 0.045
     echo_window_s: float = 1.0
     echo_drop_db: float = 12.0
-    round_rise_db: float = 10.0
-    """A later round must rise this far above the background (the gate the networks were trained with)."""
     sample_rate: int = 16_000
 
 
@@ -120,7 +113,7 @@ class BurstTracker:
         return done
 
     def _is_echo(self, impulse: Impulse, rounds: list[Impulse]) -> bool:
-        if impulse.onset - rounds[-1].onset < self._min_interval or impulse.rise_db < self.params.round_rise_db:
+        if impulse.onset - rounds[-1].onset < self._min_interval:
             return True
         recent = [r for r in rounds if impulse.onset - r.onset <= self._echo]
         return any(impulse.peak_dbfs < r.peak_dbfs - self.params.echo_drop_db for r in recent)

@@ -211,4 +211,4 @@ class StreamingDetector:
         self.stats.gunshot_impulses += 1
         peak = int(np.abs(self.ring.read(cand.onset, cand.onset + PEAK_SPAN).astype(np.int32)).max())
         peak_dbfs = 20.0 * math.log10(max(peak, 1) / 32768.0)
-        return self.bursts.add(Impulse(cand.onset, score, round(peak_dbfs, 1), cand.rise_db))
+        return self.bursts.add(Impulse(cand.onset, score, round(peak_dbfs, 1)))
