@@ -318,6 +318,14 @@ def test_no_path_means_the_default_path(tmp_path: Path, monkeypatch: pytest.Monk
 # Writing TOML
 
 
+def test_the_gate_defaults_are_the_detectors() -> None:
+    """The config repeats GateParams' defaults (the unit runs what the model card measured)."""
+    from edge.dsp.onset import GateParams
+
+    gate = GateParams()
+    assert (DetectConfig().gate_rise_db, DetectConfig().gate_min_dbfs) == (gate.rise_db, gate.min_dbfs)
+
+
 def test_defaults_round_trip_and_are_commented() -> None:
     text = config_to_toml(Config(), header="a header\nsecond line")
     assert text.startswith("# a header\n# second line\n")
