@@ -8,7 +8,18 @@ import pytest
 
 pytest.importorskip("scipy", reason="the train extra is not installed")
 
-from tools.augment import SR, AugmentParams, burst, channel, mix_event, street_bank, through_street, thump
+from tools.augment import (
+    SR,
+    AugmentParams,
+    burst,
+    channel,
+    equalise,
+    mix_event,
+    shelf,
+    street_bank,
+    through_street,
+    thump,
+)
 
 
 def click(n: int = 4000, at: int = 1000) -> np.ndarray:
@@ -105,3 +116,40 @@ def test_mix_event_uses_the_channel_only_when_asked() -> None:
     # the channel comes after the clip is cut: same lengths, other samples
     assert all(a.shape == b.shape for a, b in zip(plain, changed, strict=True))
     assert all(not np.array_equal(a, b) for a, b in zip(plain, changed, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("kind", "corner", "gain"), [("low", 150.0, 12.0), ("low", 100.0, -6.0), ("high", 3000.0, -12.0)]
+)
+def test_a_shelf_sets_its_gain_on_its_side_of_the_corner_and_leaves_the_other(
+    kind: str, corner: float, gain: float
+) -> None:
+    from scipy import signal
+
+    low, high = [30.0, 50.0], [6000.0, 7900.0]
+    inside, outside = (low, high) if kind == "low" else (high, low)
+    _, h = signal.sosfreqz(shelf(kind, corner, gain)[None], worN=[*inside, corner, *outside], fs=SR)
+    db = 20 * np.log10(np.abs(h))
+    assert np.allclose(db[:2], gain, atol=0.6 if kind == "low" else 0.3)
+    assert abs(db[2] - gain / 2) < 0.3  # half the gain at the corner
+    assert np.allclose(db[3:], 0.0, atol=0.2)
+
+
+def test_equalise_colours_events_only_when_asked_and_is_seeded() -> None:
+    params = AugmentParams(low_shelf_db=(18.0, 18.0), low_shelf_hz=(200.0, 200.0), high_shelf_db=(0.0, 0.0))
+    x = np.random.default_rng(4).standard_normal(SR).astype(np.float32) * 0.05
+    out = equalise(x, np.random.default_rng(0), params)
+    assert out.dtype == np.float32 and np.array_equal(out, equalise(x, np.random.default_rng(0), params))
+    freqs = np.fft.rfftfreq(len(x), 1 / SR)
+    gain = (np.abs(np.fft.rfft(out)) ** 2) / (np.abs(np.fft.rfft(x)) ** 2)
+    assert 10 * np.log10(gain[(freqs > 20) & (freqs < 80)].mean()) > 15
+    assert abs(10 * np.log10(gain[freqs > 2000].mean())) < 0.5
+    pool = [np.random.default_rng(3).standard_normal(SR).astype(np.float32) * 0.01]
+    off = AugmentParams(p_clip=0.0)
+    on = AugmentParams(p_clip=0.0, p_eq=1.0)
+    plain = mix_event(click(8000), 1000, pool, np.random.default_rng(5), off)[0]
+    # p_eq 0 draws nothing: the default recipe's clips stay as they were
+    assert np.array_equal(
+        plain, mix_event(click(8000), 1000, pool, np.random.default_rng(5), AugmentParams(p_clip=0.0, p_eq=0.0))[0]
+    )
+    assert not np.array_equal(plain, mix_event(click(8000), 1000, pool, np.random.default_rng(5), on)[0])

@@ -376,3 +376,8 @@ def test_copies_reach_the_recipe() -> None:
     recipe = train.recipe_from_args(train.parse_args(["--data", "d", "--out", "o", "--copies", "120,12"]))
     assert (recipe.gun_aug, recipe.hard_aug) == (120, 12)
     assert train.recipe_from_args(train.parse_args(["--data", "d", "--out", "o"])).gun_aug == train.Recipe().gun_aug
+
+
+def test_eq_reaches_the_recipe_and_is_off_by_default() -> None:
+    assert train.recipe_from_args(train.parse_args(["--data", "d", "--out", "o", "--eq", "0.4"])).p_eq == 0.4
+    assert train.recipe_from_args(train.parse_args(["--data", "d", "--out", "o"])).p_eq == 0.0

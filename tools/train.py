@@ -120,6 +120,8 @@ class Recipe:
     """Share of augmented clips that end shortly after the event (``AugmentParams.p_end_after_event``)."""
     p_thump: float = 0.0
     """Share of augmented events given a low-frequency thump at their onset (``AugmentParams.p_thump``)."""
+    p_eq: float = 0.0
+    """Share of augmented events given a random low and high shelf (``AugmentParams.p_eq``)."""
     p_channel: float = 0.0
     """Share of augmented clips hard-clipped or band-limited as a whole (``AugmentParams.p_channel``)."""
     channel_clip_share: float = 0.5
@@ -269,6 +271,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="P",
         help="give a share P of augmented events a 3-25 Hz thump at their onset, as an overloaded microphone "
         "records them (default 0: off)",
+    )
+    ap.add_argument(
+        "--eq",
+        type=float,
+        default=None,
+        metavar="P",
+        help="hear a share P of augmented events, negatives too, through a random low shelf (80-300 Hz, -6 to "
+        "+18 dB) and high shelf (1.5-5 kHz, -12 to +6 dB), as other microphones and mountings colour them "
+        "(default 0: off)",
     )
     ap.add_argument(
         "--channel",
@@ -1063,6 +1074,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         "p_burst": args.bursts,
         "p_truncate": args.truncate,
         "p_thump": args.thump,
+        "p_eq": args.eq,
         "p_channel": args.channel,
         "channel_clip_share": args.channel_clip_share,
         "band_norm": args.band_norm or None,
@@ -1094,6 +1106,7 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
     aug = AugmentParams(
         p_end_after_event=recipe.p_truncate,
         p_thump=recipe.p_thump,
+        p_eq=recipe.p_eq,
         p_channel=recipe.p_channel,
         channel_clip_share=recipe.channel_clip_share,
     )
