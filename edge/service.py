@@ -22,11 +22,10 @@ from edge import __version__
 from edge.audio.source import AudioSource, Int16Array, SourceStats
 from edge.clock import ClockState, KernelClockState, OnsetTime
 from edge.config import Config
-from edge.detect.bursts import BurstParams, Detection
+from edge.detect.bursts import Detection
 from edge.detect.detector import Scorer, StreamingDetector
+from edge.detect.params import DetectorParams
 from edge.detect.runtime import TfliteModel
-from edge.detect.texture import TextureParams
-from edge.dsp.onset import GateParams
 from edge.errors import PolewatchError
 from edge.health import HealthSnapshot, MicLevel, OutboxState, collect_health, degraded_reasons
 from edge.health_loop import HealthLoop
@@ -197,13 +196,14 @@ class Unit:
             self.model = TfliteModel(Path(cfg.model) if cfg.model else None, threads=cfg.num_threads)
             self._scorer = self.model
         threshold = cfg.threshold or (self.model.info.threshold if self.model else 0.5)
+        params = DetectorParams.from_config(cfg)
         self.detector = StreamingDetector(
             self._scorer,
             threshold,
-            gate=GateParams(rise_db=cfg.gate_rise_db, min_dbfs=cfg.gate_min_dbfs),
-            bursts=BurstParams(gap_s=cfg.burst_gap_s, round_score=cfg.round_score),
+            gate=params.gate,
+            bursts=params.bursts,
             ring_seconds=self.config.audio.ring_seconds,
-            texture=TextureParams(max_s=cfg.texture_s, louder_db=cfg.texture_louder_db),
+            texture=params.texture,
         )
         log.info("detector ready: threshold %.3f, burst gap %.1f s", threshold, cfg.burst_gap_s)
 

@@ -144,3 +144,37 @@ def test_demo_detects_gunshots_with_no_false_alarm_and_shows_the_subscriber(
 def test_demo_detects_every_burst(capsys: pytest.CaptureFixture[str]) -> None:
     _, found, total = demo_summary(capsys)
     assert found == total
+
+
+@needs_model
+def test_detect_with_a_units_config_uses_its_gate_and_threshold_and_flags_win(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    x = noise(3.0, 50.0)
+    add_impulse(x, RATE, 3000.0)  # about 30 dB over the noise: scores ~0.2 with the shipped model
+    clip = tmp_path / "a.wav"
+    sf.write(clip, to_int16(x), RATE)
+    low = tmp_path / "low.toml"
+    low.write_text("[detect]\nthreshold = 0.1\n")
+    deaf = tmp_path / "deaf.toml"
+    deaf.write_text("[detect]\nthreshold = 0.1\ngate_rise_db = 30\n")
+
+    def summary(*extra: str) -> dict[str, object]:
+        assert main(["detect", "--json", *extra, str(clip)]) == 0
+        return next(r for r in json_lines(capsys.readouterr().out) if "gun_max" in r)
+
+    default = summary()
+    assert default["detections"] == 0 and 0.1 < float(default["gun_max"]) < 0.5  # type: ignore[arg-type]
+    assert summary("--config", str(low))["detections"] == 1  # the config's threshold
+    assert summary("--config", str(low), "--threshold", "0.5")["detections"] == 0  # a flag overrides it
+    # the config's gate needs 30 dB: the impulse is never classified, only the noise's weak candidates are
+    assert float(summary("--config", str(deaf))["gun_max"]) < float(default["gun_max"]) / 2  # type: ignore[arg-type]
+
+
+@needs_model
+def test_detect_with_a_bad_config_names_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[detect]\ngate_rise_db = 1\n")
+    assert main(["detect", "--config", str(bad), str(write_clip(tmp_path / "a.wav"))]) != 0
+    err = capsys.readouterr().err
+    assert "gate_rise_db" in err and len(err.strip().splitlines()) == 1

@@ -318,12 +318,12 @@ def test_no_path_means_the_default_path(tmp_path: Path, monkeypatch: pytest.Monk
 # Writing TOML
 
 
-def test_the_gate_defaults_are_the_detectors() -> None:
-    """The config repeats GateParams' defaults (the unit runs what the model card measured)."""
-    from edge.dsp.onset import GateParams
+def test_the_detect_defaults_are_the_detectors() -> None:
+    """The config repeats the gate's, bursts' and texture check's defaults (the unit runs what the model card
+    measured, and ``detect``/``evaluate`` without ``--config`` score as a unit with the default config)."""
+    from edge.detect.params import DetectorParams
 
-    gate = GateParams()
-    assert (DetectConfig().gate_rise_db, DetectConfig().gate_min_dbfs) == (gate.rise_db, gate.min_dbfs)
+    assert DetectorParams.from_config(DetectConfig()) == DetectorParams()
 
 
 def test_defaults_round_trip_and_are_commented() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,8 @@ import pytest
 import soundfile as sf
 
 from edge.cli import main
+from edge.detect.params import DetectorParams
 from edge.detect.runtime import DEFAULT_MODEL, TfliteModel
-from edge.dsp.onset import GateParams
 from edge.evaluate import metrics
 from edge.evaluate.manifest import ManifestError, read_manifest
 from tests.impulses import RATE, add_impulse, noise, to_int16
@@ -61,7 +60,8 @@ def test_evaluate_runs_the_pipeline_over_a_manifest(tmp_path: Path, capsys: pyte
     report = json.loads(capsys.readouterr().out)
     assert report["files"] == 7 and [m["file"] for m in report["missing"]] == ["gone.wav"]
     assert report["model"] == TfliteModel().identity  # every network that scored, in one sha256
-    assert report["gate"] == asdict(GateParams())  # the unit's default gate, which the numbers depend on
+    # the unit's default gate, burst and texture rules, which the numbers depend on
+    assert report["detector"] == DetectorParams().to_dict() and "config" not in report
     sub = report["subsets"]["all"]
     assert sub["files"] == {"gunshot": 3, "negative": 3, "hard_negative": 0}
     assert sub["auc_gunshot_vs_hard_negatives"] is None and sub["recall_at_hard_fpr"]["2%"] is None
@@ -91,5 +91,22 @@ def test_evaluate_writes_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "AUC all" in out
     identity = TfliteModel().identity
     assert f"model {identity['name']} {identity['version']} (sha256 {identity['sha256'][:16]}...)" in out
-    assert "onset gate: rise 7 dB (10 dB within 0.5 s of a candidate), floor -90 dBFS" in out
+    assert "onset gate: rise 7 dB (10 dB within 0.5 s of a candidate), floor -90 dBFS; texture check after 2 s" in out
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["per_label.png", "pr.png", "roc.png"]
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="no shipped model in models/")
+def test_evaluate_scores_as_a_configured_unit_would(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    x = noise(2.0, 30.0)
+    add_impulse(x, RATE // 2, 15000.0)
+    sf.write(tmp_path / "a.wav", to_int16(x), RATE)
+    (tmp_path / "m.tsv").write_text("path\tlabel\na.wav\tgunshot\n")
+    unit = tmp_path / "unit.toml"
+    unit.write_text("[detect]\nthreshold = 0.25\ngate_rise_db = 12\ntexture_s = 0\n")
+    assert main(["evaluate", "--manifest", str(tmp_path / "m.tsv"), "--config", str(unit), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["config"] == str(unit) and report["threshold"] == 0.25
+    assert report["detector"]["gate"]["rise_db"] == 12.0 and report["detector"]["texture"]["max_s"] == 0.0
+    assert main(["evaluate", "--manifest", str(tmp_path / "m.tsv"), "--config", str(unit)]) == 0
+    out = capsys.readouterr().out
+    assert f"detector settings from {unit}" in out and "rise 12 dB" in out and "texture check off" in out

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.detect.detector import SecondLook
+from edge.detect.params import DetectorParams
 from edge.detect.runtime import TfliteModel, read_metadata
 from edge.dsp.logmel import SECOND_LOOK_WINDOW_S, second_look_front_end
 from edge.dsp.onset import GateParams
@@ -198,7 +199,13 @@ def score_out_of_fold(
         model, look = scorer(k)
         mine = [r for r in rows if fold_of[r.group] == k]
         results = evaluate_files(
-            mine, root, model, threshold, front_end=model.info.front_end, second_look=look, gate=gate
+            mine,
+            root,
+            model,
+            threshold,
+            params=DetectorParams(gate=gate or GateParams()),
+            front_end=model.info.front_end,
+            second_look=look,
         )
         by_path.update((r.row.path, r) for r in results)
     return [by_path[r.path] for r in rows]

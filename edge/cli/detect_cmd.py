@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from edge.cli import EXIT_FAILURE
+from edge.cli.unit_options import add_unit_options, unit_detector
+from edge.detect.params import DetectorParams
 from edge.detect.report import describe, detection_dict
 from edge.detect.runtime import TfliteModel
 from edge.detect.scan import scan_file
@@ -19,27 +22,29 @@ def register(sub: Any) -> None:
     p = sub.add_parser("detect", help="detect gunshots in audio files (WAV/FLAC/OGG)")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--json", action="store_true", help="one JSON line per detection and per file")
-    p.add_argument("--model", type=Path, default=None, help="a .tflite with its .json (default: shipped model)")
-    p.add_argument("--threshold", type=float, default=None, help="gunshot score threshold (default: model's)")
-    p.add_argument("--burst-gap", type=float, default=2.0, help="seconds between rounds of one burst")
+    add_unit_options(p)
+    p.add_argument(
+        "--burst-gap", type=float, default=None, help="seconds between rounds of one burst (default: the config's, 2)"
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    model = TfliteModel(args.model)
-    threshold = model.info.threshold if args.threshold is None else args.threshold
+    model, threshold, params = unit_detector(args)
+    if args.burst_gap is not None:
+        params = replace(params, bursts=replace(params.bursts, gap_s=args.burst_gap))
     failures = 0
     for path in args.files:
         try:
-            detect_file(path, model, threshold, args.burst_gap, as_json=args.json)
+            detect_file(path, model, threshold, params, as_json=args.json)
         except AudioError as exc:
             failures += 1
             print(f"polewatch: error: {exc}", file=sys.stderr)
     return EXIT_FAILURE if failures else 0
 
 
-def detect_file(path: Path, model: TfliteModel, threshold: float, burst_gap: float, *, as_json: bool) -> int:
-    scan = scan_file(path, model, threshold, burst_gap)
+def detect_file(path: Path, model: TfliteModel, threshold: float, params: DetectorParams, *, as_json: bool) -> int:
+    scan = scan_file(path, model, threshold, params)
     for det in scan.detections:
         record = {"file": str(path), **detection_dict(det)}
         print(json.dumps(record) if as_json else f"{path}: {describe(det)}", flush=True)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from edge.detect.runtime import TfliteModel
-from edge.dsp.onset import GateParams
+from edge.cli.unit_options import add_unit_options, unit_detector
 from edge.evaluate.manifest import read_manifest
 from edge.evaluate.report import build_report, format_report
 from edge.evaluate.runner import Progress, evaluate_files
@@ -22,8 +20,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--data-root", type=Path, default=None, help="folder the paths are relative to (default: the manifest's)"
     )
-    p.add_argument("--model", type=Path, default=None, help="a .tflite with its .json (default: shipped model)")
-    p.add_argument("--threshold", type=float, default=None, help="gunshot score threshold (default: model's)")
+    add_unit_options(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument(
         "--scores-out",
@@ -38,15 +35,16 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     rows = read_manifest(args.manifest)
     root = args.data_root or args.manifest.parent
-    model = TfliteModel(args.model)
-    threshold = model.info.threshold if args.threshold is None else args.threshold
+    model, threshold, params = unit_detector(args)
     progress = Progress(len(rows))
-    results = list(evaluate_files(rows, root, model, threshold, on_result=progress.step))
+    results = list(evaluate_files(rows, root, model, threshold, params=params, on_result=progress.step))
     if args.scores_out:
         write_scores(args.scores_out, results)
     report = build_report(results, threshold)
     report["model"] = model.identity
-    report["gate"] = asdict(GateParams())  # what the metrics depend on besides the model
+    report["detector"] = params.to_dict()  # what the metrics depend on besides the model
+    if args.config:
+        report["config"] = str(args.config)
     if args.plots:
         from edge.evaluate.plots import write_plots
 

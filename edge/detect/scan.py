@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.audio.file_source import FileSource
-from edge.detect.bursts import BurstParams, Detection
+from edge.detect.bursts import Detection
 from edge.detect.detector import Scorer, SecondLook, StreamingDetector
+from edge.detect.params import DetectorParams
 from edge.dsp.logmel import FrontEndParams
-from edge.dsp.onset import GateParams
 
 
 @dataclass(frozen=True)
@@ -29,20 +29,22 @@ def scan_file(
     path: Path,
     scorer: Scorer,
     threshold: float,
-    burst_gap_s: float = 2.0,
+    params: DetectorParams | None = None,
     front_end: FrontEndParams | None = None,
     second_look: SecondLook | None = None,
-    gate: GateParams | None = None,
 ) -> FileScan:
-    """Raises :class:`edge.errors.AudioError` when the file cannot be read. ``gate``: the unit's default."""
+    """Raises :class:`edge.errors.AudioError` when the file cannot be read. ``params``: a unit's defaults unless
+    given (:meth:`DetectorParams.from_config` for a configured unit's)."""
+    params = params or DetectorParams()
     detector = StreamingDetector(
         scorer,
         threshold,
-        gate=gate,
+        gate=params.gate,
         front_end=front_end,
-        bursts=BurstParams(gap_s=burst_gap_s),
+        bursts=params.bursts,
         keep_scores=True,
         second_look=second_look,
+        texture=params.texture,
     )
     with FileSource(path, chunk_samples=16_000) as source:
         finals = tuple(d for d in detector.run(source.chunks()) if d.phase == "final")

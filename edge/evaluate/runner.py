@@ -11,9 +11,9 @@ from pathlib import Path
 
 from edge.detect.bursts import Detection
 from edge.detect.detector import Scorer, SecondLook
+from edge.detect.params import DetectorParams
 from edge.detect.scan import scan_file
 from edge.dsp.logmel import FrontEndParams
-from edge.dsp.onset import GateParams
 from edge.errors import AudioError
 from edge.evaluate.manifest import ManifestRow
 
@@ -43,14 +43,13 @@ def run_file(
     root: Path,
     scorer: Scorer,
     threshold: float,
-    burst_gap_s: float,
+    params: DetectorParams | None = None,
     front_end: FrontEndParams | None = None,
     second_look: SecondLook | None = None,
-    gate: GateParams | None = None,
 ) -> FileResult:
     path = Path(row.path) if Path(row.path).is_absolute() else root / row.path
     try:
-        scan = scan_file(path, scorer, threshold, burst_gap_s, front_end, second_look, gate)
+        scan = scan_file(path, scorer, threshold, params, front_end, second_look)
     except AudioError as exc:
         return FileResult(row, 0.0, error=str(exc))
     return FileResult(row, scan.max_score, scan.detections, scan.seconds, impulses=scan.impulses)
@@ -92,16 +91,15 @@ def evaluate_files(
     scorer: Scorer,
     threshold: float,
     *,
-    burst_gap_s: float = 2.0,
+    params: DetectorParams | None = None,
     front_end: FrontEndParams | None = None,
     second_look: SecondLook | None = None,
     on_result: Callable[[FileResult], None] | None = None,
-    gate: GateParams | None = None,
 ) -> Iterator[FileResult]:
-    """``front_end``: the scorer's (default: the unit's, :class:`FrontEndParams`); ``second_look``: the model's;
-    ``gate``: the unit's default :class:`GateParams` unless given."""
+    """``params``: gate, burst and texture rules (default: a unit's defaults); ``front_end``: the scorer's
+    (default: the unit's, :class:`FrontEndParams`); ``second_look``: the model's."""
     for row in rows:
-        result = run_file(row, root, scorer, threshold, burst_gap_s, front_end, second_look, gate)
+        result = run_file(row, root, scorer, threshold, params, front_end, second_look)
         if not result.ok:
             log.warning("%s", result.error)
         if on_result is not None:
