@@ -19,6 +19,7 @@ from edge.dsp.onset import GateParams
 from edge.errors import ModelError
 from edge.evaluate.scores import read_scores
 from tools import train
+from tools.augment import AugmentParams
 from tools.dataset import fold_groups, gate_candidates, load_audio
 from tools.dataset import read_manifest as read_items
 
@@ -381,3 +382,12 @@ def test_copies_reach_the_recipe() -> None:
 def test_eq_reaches_the_recipe_and_is_off_by_default() -> None:
     assert train.recipe_from_args(train.parse_args(["--data", "d", "--out", "o", "--eq", "0.4"])).p_eq == 0.4
     assert train.recipe_from_args(train.parse_args(["--data", "d", "--out", "o"])).p_eq == 0.0
+    only_low = train.recipe_from_args(train.parse_args(["--data", "d", "--out", "o", "--eq-high-db", "0,0"]))
+    assert only_low.eq_high_db == (0.0, 0.0) and train.Recipe().eq_high_db == AugmentParams().high_shelf_db
+
+
+@pytest.mark.parametrize("value", ["6,-12", "a,b", "-40,0", "3"])
+def test_a_bad_eq_gain_range_is_refused(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        train.parse_args(["--data", "d", "--out", "o", f"--eq-high-db={value}"])
+    assert "give two gains LOW,HIGH in dB" in capsys.readouterr().err

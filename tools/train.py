@@ -122,6 +122,8 @@ class Recipe:
     """Share of augmented events given a low-frequency thump at their onset (``AugmentParams.p_thump``)."""
     p_eq: float = 0.0
     """Share of augmented events given a random low and high shelf (``AugmentParams.p_eq``)."""
+    eq_high_db: tuple[float, float] = (-12.0, 6.0)
+    """The high shelf's gain range (``AugmentParams.high_shelf_db``)."""
     p_channel: float = 0.0
     """Share of augmented clips hard-clipped or band-limited as a whole (``AugmentParams.p_channel``)."""
     channel_clip_share: float = 0.5
@@ -188,6 +190,16 @@ def _copies(text: str) -> tuple[int, int]:
     if gun < 0 or hard < 0:
         raise argparse.ArgumentTypeError(f"{text!r}: give two whole numbers GUN,HARD, e.g. {Recipe.gun_aug},6")
     return gun, hard
+
+
+def _gain_range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        low, high = 1.0, 0.0
+    if not -30.0 <= low <= high <= 30.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give two gains LOW,HIGH in dB, -30 <= LOW <= HIGH <= 30")
+    return low, high
 
 
 def front_end_from_args(args: argparse.Namespace) -> FrontEndParams:
@@ -280,6 +292,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="hear a share P of augmented events, negatives too, through a random low shelf (80-300 Hz, -6 to "
         "+18 dB) and high shelf (1.5-5 kHz, -12 to +6 dB), as other microphones and mountings colour them "
         "(default 0: off)",
+    )
+    ap.add_argument(
+        "--eq-high-db",
+        type=_gain_range,
+        default=None,
+        metavar="LOW,HIGH",
+        help="the --eq high shelf's gain range in dB, e.g. --eq-high-db=-12,6 (the default); 0,0: low shelf only",
     )
     ap.add_argument(
         "--channel",
@@ -1075,6 +1094,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         "p_truncate": args.truncate,
         "p_thump": args.thump,
         "p_eq": args.eq,
+        "eq_high_db": args.eq_high_db,
         "p_channel": args.channel,
         "channel_clip_share": args.channel_clip_share,
         "band_norm": args.band_norm or None,
@@ -1107,6 +1127,7 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
         p_end_after_event=recipe.p_truncate,
         p_thump=recipe.p_thump,
         p_eq=recipe.p_eq,
+        high_shelf_db=recipe.eq_high_db,
         p_channel=recipe.p_channel,
         channel_clip_share=recipe.channel_clip_share,
     )
