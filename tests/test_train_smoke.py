@@ -391,3 +391,20 @@ def test_a_bad_eq_gain_range_is_refused(value: str, capsys: pytest.CaptureFixtur
     with pytest.raises(SystemExit):
         train.parse_args(["--data", "d", "--out", "o", f"--eq-high-db={value}"])
     assert "give two gains LOW,HIGH in dB" in capsys.readouterr().err
+
+
+def test_jitter_moves_windows_within_its_bound_and_is_off_by_default() -> None:
+    rng = np.random.default_rng(0)
+    onsets = list(range(1_000, 101_000, 1_000))
+    assert train.jittered(onsets, 0.0, 16_000, rng) == onsets
+    moved = train.jittered(onsets, 0.005, 16_000, rng)
+    shifts = np.array(moved) - np.array(onsets)
+    assert np.abs(shifts).max() <= 80 and len(set(shifts.tolist())) > 20
+    assert train.recipe_from_args(train.parse_args(["--data", "d", "--out", "o", "--jitter", "5"])).jitter_s == 0.005
+    assert train.recipe_from_args(train.parse_args(["--data", "d", "--out", "o"])).jitter_s == 0.0
+
+
+def test_a_jitter_beyond_the_window_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        train.parse_args(["--data", "d", "--out", "o", "--jitter", "120"])
+    assert "--jitter 120" in capsys.readouterr().err

@@ -124,6 +124,9 @@ class Recipe:
     """Share of augmented events given a random low and high shelf (``AugmentParams.p_eq``)."""
     eq_high_db: tuple[float, float] = (-12.0, 6.0)
     """The high shelf's gain range (``AugmentParams.high_shelf_db``)."""
+    jitter_s: float = 0.0
+    """Augmented copies' windows start up to this far (uniform, either way) from the gate's onset, so the network
+    does not lean on the gate's exact placement; the recordings' own windows stay where the unit puts them."""
     p_channel: float = 0.0
     """Share of augmented clips hard-clipped or band-limited as a whole (``AugmentParams.p_channel``)."""
     channel_clip_share: float = 0.5
@@ -301,6 +304,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="the --eq high shelf's gain range in dB, e.g. --eq-high-db=-12,6 (the default); 0,0: low shelf only",
     )
     ap.add_argument(
+        "--jitter",
+        type=float,
+        default=None,
+        metavar="MS",
+        help="move augmented copies' windows up to MS milliseconds either way from the gate's onset (default 0: "
+        "off; the recordings' own windows are never moved)",
+    )
+    ap.add_argument(
         "--channel",
         type=float,
         default=None,
@@ -409,6 +420,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         ap.error("--teacher-aux needs --teacher (per-window features from python -m tools.teacher --windows)")
     if args.gate_rise_db is not None and not 3.0 <= args.gate_rise_db <= 30.0:
         ap.error(f"--gate-rise-db {args.gate_rise_db}: must lie in 3..30 (dB), as detect.gate_rise_db")
+    if args.jitter is not None and not 0.0 <= args.jitter <= 50.0:
+        ap.error(f"--jitter {args.jitter}: must lie in 0..50 (ms); the window reaches 100 ms before the onset")
     return args
 
 
@@ -500,8 +513,17 @@ def _gunshot_examples(item: Item, audio: npt.NDArray[np.int16], ctx: Context, rn
         placed = onsets + offset
         shown = [(c.onset, _origin(c.onset, placed, known, tolerance)) for c in gate_candidates(clip, ctx.gate)]
         found = [(c, o) for c, o in shown if o >= 0]
-        ex.add(patches_at(clip, [c for c, _ in found], logmel), True, "gun_urban", item, [o for _, o in found])
+        moved = jittered([c for c, _ in found], r.jitter_s, logmel.params.sample_rate, rng)
+        ex.add(patches_at(clip, moved, logmel), True, "gun_urban", item, [o for _, o in found])
     return ex
+
+
+def jittered(onsets: list[int], jitter_s: float, sample_rate: int, rng: np.random.Generator) -> list[int]:
+    """``onsets`` each moved by a uniform whole number of samples within ``jitter_s``; no draw when it is 0."""
+    most = round(jitter_s * sample_rate)
+    if most == 0 or not onsets:
+        return onsets
+    return [int(o) for o in np.asarray(onsets) + rng.integers(-most, most + 1, size=len(onsets))]
 
 
 def _origin(onset: int, placed: npt.NDArray[np.int64], known: npt.NDArray[np.int64], tolerance: float) -> int:
@@ -528,7 +550,8 @@ def _negative_examples(item: Item, audio: npt.NDArray[np.int16], ctx: Context, r
         clip, offset = mix_event(event, 0, ctx.pool, rng, ctx.aug, ctx.bank)
         onsets = _cap([c.onset for c in gate_candidates(clip, ctx.gate)], r.max_neg_per_file // 3, rng)
         origins = [_origin(o, every + offset, every, tolerance) for o in onsets]
-        ex.add(patches_at(clip, onsets, logmel), False, category, item, origins)
+        moved = jittered(onsets, r.jitter_s, logmel.params.sample_rate, rng)
+        ex.add(patches_at(clip, moved, logmel), False, category, item, origins)
     return ex
 
 
@@ -1095,6 +1118,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         "p_thump": args.thump,
         "p_eq": args.eq,
         "eq_high_db": args.eq_high_db,
+        "jitter_s": None if args.jitter is None else args.jitter / 1000.0,
         "p_channel": args.channel,
         "channel_clip_share": args.channel_clip_share,
         "band_norm": args.band_norm or None,
