@@ -408,3 +408,20 @@ def test_a_jitter_beyond_the_window_is_refused(capsys: pytest.CaptureFixture[str
     with pytest.raises(SystemExit):
         train.parse_args(["--data", "d", "--out", "o", "--jitter", "120"])
     assert "--jitter 120" in capsys.readouterr().err
+
+
+def test_an_excluded_source_is_left_out_of_training_and_named(tmp_path: Path) -> None:
+    data = _write_data(tmp_path)
+    out = tmp_path / "models"
+    assert _quick(data, out, "--exclude-source", "synthetic", "--all-groups", "--threshold", "0.5") == 0
+    meta = json.loads((out / "gunshot.json").read_text())
+    assert meta["training_data"]["excluded_sources"] == ["synthetic"]
+    assert "street" not in meta["training_data"]["files"]["label"]
+    assert meta["training_data"]["files"]["label"]["gunshot"] == 4
+
+
+def test_an_unknown_excluded_source_names_the_known_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _write_data(tmp_path)
+    assert _quick(data, tmp_path / "models", "--exclude-source", "forrest") == 2
+    err = capsys.readouterr().err.strip()
+    assert "--exclude-source forrest" in err and "dcase2016, synthetic, us8k" in err and "\n" not in err

@@ -411,6 +411,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="classifier window in seconds before and after the onset (default: the front end's "
         f"{FrontEndParams().pre_s},{FrontEndParams().post_s}); the model then needs a unit with that front end",
     )
+    ap.add_argument(
+        "--exclude-source",
+        action="append",
+        default=[],
+        metavar="SOURCE",
+        help="leave every file of this manifest source out of training and validation (repeatable), e.g. "
+        "--exclude-source forest to see how far-field shots from a site never trained on score",
+    )
     ap.add_argument("--name", default="gunshot", help="file stem of the exported model (default gunshot)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -1104,6 +1112,16 @@ def teacher_head_targets(
     return aux, info
 
 
+def without_sources(items: list[Item], excluded: Sequence[str]) -> list[Item]:
+    """``items`` without the files of the ``excluded`` sources; an unknown source is an error (a typo would
+    otherwise train on everything)."""
+    unknown = sorted(set(excluded) - {i.source for i in items})
+    if unknown:
+        known = ", ".join(sorted({i.source for i in items}))
+        raise DataError(f"--exclude-source {', '.join(unknown)}: no such source in the manifest (sources: {known})")
+    return [i for i in items if i.source not in set(excluded)]
+
+
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
     """The recipe (``--quick``'s or the default) with the options given on the command line."""
     base = QUICK if args.quick else Recipe()
@@ -1132,7 +1150,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
 def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> dict[str, Any]:
     """Train and export one model; validation on ``val_groups`` (default: ``--all-groups`` or the seeded split)."""
     started = time.monotonic()
-    items = read_manifest(args.data)
+    items = without_sources(read_manifest(args.data), args.exclude_source)
     recipe = recipe_from_args(args)
     fe, gate = front_end_from_args(args), gate_from_args(args)
     split_seed = args.seed if args.split_seed is None else args.split_seed
@@ -1246,6 +1264,8 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
     )
     if teacher:
         meta["teacher"] = teacher
+    if args.exclude_source:
+        meta["training_data"]["excluded_sources"] = sorted(set(args.exclude_source))
     model_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
 
