@@ -90,8 +90,7 @@ def format_report(report: dict[str, Any]) -> str:
         g, t = report["detector"]["gate"], report["detector"]["texture"]
         lines.append(
             f"onset gate: rise {g['rise_db']:g} dB ({g['busy_rise_db']:g} dB within {g['busy_s']:g} s of a candidate), "
-            f"floor {g['min_dbfs']:g} dBFS; texture check "
-            + (f"after {t['max_s']:g} s" if t["max_s"] > 0 else "off")
+            f"floor {g['min_dbfs']:g} dBFS; texture check " + (f"after {t['max_s']:g} s" if t["max_s"] > 0 else "off")
         )
     lines += [f"  missing: {missing['file']}: {missing['error']}" for missing in report["missing"]]
     header = f"{'subset':8} {'gun':>5} {'neg':>5} {'AUC all':>8} {'AUC hard':>9} {'R@1%':>6} {'R@2%':>6} {'R@5%':>6}"
