@@ -1115,11 +1115,11 @@ def teacher_head_targets(
 def without_sources(items: list[Item], excluded: Sequence[str]) -> list[Item]:
     """``items`` without the files of the ``excluded`` sources; an unknown source is an error (a typo would
     otherwise train on everything)."""
-    unknown = sorted(set(excluded) - {i.source for i in items})
-    if unknown:
-        known = ", ".join(sorted({i.source for i in items}))
+    sources, leave_out = {i.source for i in items}, set(excluded)
+    if unknown := sorted(leave_out - sources):
+        known = ", ".join(sorted(sources))
         raise DataError(f"--exclude-source {', '.join(unknown)}: no such source in the manifest (sources: {known})")
-    return [i for i in items if i.source not in set(excluded)]
+    return [i for i in items if i.source not in leave_out]
 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
