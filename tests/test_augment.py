@@ -3,6 +3,8 @@ them."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,7 @@ from tools.augment import (
     burst,
     channel,
     equalise,
+    far_field,
     mix_event,
     shelf,
     street_bank,
@@ -153,3 +156,32 @@ def test_equalise_colours_events_only_when_asked_and_is_seeded() -> None:
         plain, mix_event(click(8000), 1000, pool, np.random.default_rng(5), AugmentParams(p_clip=0.0, p_eq=0.0))[0]
     )
     assert not np.array_equal(plain, mix_event(click(8000), 1000, pool, np.random.default_rng(5), on)[0])
+
+
+def test_far_field_takes_the_highs_and_adds_a_long_tail() -> None:
+    params = AugmentParams(far_lowpass_hz=(800.0, 800.0), far_rt60_s=(1.5, 1.5), far_wet=(0.6, 0.6))
+    x = np.zeros(2 * SR, np.float32)
+    x[1000:1080] = np.random.default_rng(1).standard_normal(80).astype(np.float32) * 0.5
+    out = far_field(x, np.random.default_rng(0), params)
+    assert out.dtype == np.float32 and len(out) == len(x)
+    freqs = np.fft.rfftfreq(len(x), 1 / SR)
+    spectrum = np.abs(np.fft.rfft(out)) ** 2
+    assert spectrum[freqs > 3000].sum() < 1e-3 * spectrum[freqs < 800].sum()
+    # half a second later a tail (~20 dB of decay at 1.5 s RT60, spread thin) where the dry event had nothing
+    head, tail = np.mean(out[1000:1160] ** 2), np.mean(out[9000:10600] ** 2)
+    assert 10 * np.log10(tail / head) > -40
+
+
+def test_far_events_are_drawn_only_when_asked_and_sit_lower_in_the_ambience() -> None:
+    pool = [np.random.default_rng(3).standard_normal(4 * SR).astype(np.float32) * 0.01]
+    base = AugmentParams(p_clip=0.0, p_studio=0.0, p_start_with_event=0.0, p_lowpass=0.0, p_reverb=0.0)
+    plain = mix_event(click(8000), 1000, pool, np.random.default_rng(5), base)[0]
+    # p_far 0 draws nothing: the default recipe's clips stay as they were
+    same = mix_event(click(8000), 1000, pool, np.random.default_rng(5), replace(base, p_far=0.0))[0]
+    assert np.array_equal(plain, same)
+    ratios = []
+    for far in (0.0, 1.0):
+        params = replace(base, p_far=far, snr_db=(25.0, 25.0), far_snr_db=(5.0, 5.0))
+        x = mix_event(click(8000), 1000, pool, np.random.default_rng(5), params)[0].astype(np.float64)
+        ratios.append(np.max(np.abs(x)) / np.median(np.abs(x)))
+    assert ratios[1] < ratios[0] / 3

@@ -425,3 +425,11 @@ def test_an_unknown_excluded_source_names_the_known_ones(tmp_path: Path, capsys:
     assert _quick(data, tmp_path / "models", "--exclude-source", "forrest") == 2
     err = capsys.readouterr().err.strip()
     assert "--exclude-source forrest" in err and "dcase2016, synthetic, us8k" in err and "\n" not in err
+
+
+def test_far_is_a_share_off_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    assert train.recipe_from_args(train.parse_args(["--data", "d", "--out", "o", "--far", "0.3"])).p_far == 0.3
+    assert train.recipe_from_args(train.parse_args(["--data", "d", "--out", "o"])).p_far == 0.0
+    with pytest.raises(SystemExit):
+        train.parse_args(["--data", "d", "--out", "o", "--far", "1.5"])
+    assert "--far 1.5" in capsys.readouterr().err

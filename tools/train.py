@@ -131,6 +131,8 @@ class Recipe:
     """Share of augmented clips hard-clipped or band-limited as a whole (``AugmentParams.p_channel``)."""
     channel_clip_share: float = 0.5
     """Of those, the share hard-clipped (``AugmentParams.channel_clip_share``)."""
+    p_far: float = 0.0
+    """Share of augmented events, negatives too, heard from far away (``AugmentParams.p_far``)."""
     weighted_as_hard: tuple[str, ...] = ()
     """Further negative labels weighted as hard negatives (one equal share each), e.g. impulsive ambience."""
     band_norm: bool = False
@@ -328,6 +330,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         f"(default {Recipe.channel_clip_share})",
     )
     ap.add_argument(
+        "--far",
+        type=float,
+        default=None,
+        metavar="P",
+        help="hear a share P of augmented events, negatives too, from far away: a 0.5-2 kHz low-pass, a 0.8-2.5 s "
+        "diffuse tail and -5 to 15 dB over the ambience (default 0: off)",
+    )
+    ap.add_argument(
         "--copies",
         type=_copies,
         default=None,
@@ -428,6 +438,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         ap.error("--teacher-aux needs --teacher (per-window features from python -m tools.teacher --windows)")
     if args.gate_rise_db is not None and not 3.0 <= args.gate_rise_db <= 30.0:
         ap.error(f"--gate-rise-db {args.gate_rise_db}: must lie in 3..30 (dB), as detect.gate_rise_db")
+    if args.far is not None and not 0.0 <= args.far <= 1.0:
+        ap.error(f"--far {args.far}: a share, must lie in 0..1")
     if args.jitter is not None and not 0.0 <= args.jitter <= 50.0:
         ap.error(f"--jitter {args.jitter}: must lie in 0..50 (ms); the window reaches 100 ms before the onset")
     return args
@@ -1139,6 +1151,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         "jitter_s": None if args.jitter is None else args.jitter / 1000.0,
         "p_channel": args.channel,
         "channel_clip_share": args.channel_clip_share,
+        "p_far": args.far,
         "band_norm": args.band_norm or None,
         "gun_aug": args.copies[0] if args.copies else None,
         "hard_aug": args.copies[1] if args.copies else None,
@@ -1172,6 +1185,7 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
         high_shelf_db=recipe.eq_high_db,
         p_channel=recipe.p_channel,
         channel_clip_share=recipe.channel_clip_share,
+        p_far=recipe.p_far,
     )
     ctx = Context(args.data, recipe, gate, aug, load_ambience(train, args.data), bank, fe)
     examples = training_examples(train, ctx, args.seed, args.workers)
