@@ -433,3 +433,21 @@ def test_far_is_a_share_off_by_default(capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(SystemExit):
         train.parse_args(["--data", "d", "--out", "o", "--far", "1.5"])
     assert "--far 1.5" in capsys.readouterr().err
+
+
+def test_added_data_is_trained_on_and_named(tmp_path: Path) -> None:
+    data = _write_data(tmp_path)
+    survey = tmp_path / "survey"
+    survey.mkdir()
+    rows = []
+    for k in range(3):
+        sf.write(str(survey / f"site_{k}.flac"), _clip("street", seed=50 + k), RATE, subtype="PCM_16")
+        rows.append(f"site_{k}.flac\tbackground\tsite:pole-7\tsite:pole-7\t1.000\t16000\town recording\tpole-7\t\n")
+    (survey / "manifest.tsv").write_text(HEADER + "".join(rows))
+    out = tmp_path / "models"
+    assert _quick(data, out, "--add-data", str(survey), "--all-groups", "--threshold", "0.5") == 0
+    meta = json.loads((out / "gunshot.json").read_text())
+    assert meta["training_data"]["files"]["label"]["background"] == 3
+    [added] = meta["training_data"]["added"]
+    assert added["folder"] == str(survey) and added["files"]["label"] == {"background": 3}
+    assert _quick(data, tmp_path / "m2", "--add-data", str(tmp_path / "nowhere")) == 2

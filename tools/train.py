@@ -429,6 +429,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="leave every file of this manifest source out of training and validation (repeatable), e.g. "
         "--exclude-source forest to see how far-field shots from a site never trained on score",
     )
+    ap.add_argument(
+        "--add-data",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="train on this folder's manifest.tsv and files as well (repeatable), e.g. a site survey: a deployment's "
+        "own ambience recorded on the unit, labelled background",
+    )
     ap.add_argument("--name", default="gunshot", help="file stem of the exported model (default gunshot)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -1134,6 +1143,18 @@ def without_sources(items: list[Item], excluded: Sequence[str]) -> list[Item]:
     return [i for i in items if i.source not in leave_out]
 
 
+def with_added(items: list[Item], folders: Sequence[Path]) -> tuple[list[Item], list[dict[str, Any]]]:
+    """``items`` and every row of each folder's manifest, its path made absolute (the training code joins paths
+    to ``--data``, and an absolute path survives that); plus what each folder added, for the metadata."""
+    added, described = list(items), []
+    for folder in folders:
+        rows = read_manifest(folder)
+        added += [replace(i, path=str((folder / i.path).resolve())) for i in rows]
+        sha = file_sha256(manifest_path(folder))
+        described.append({"folder": str(folder), "manifest_sha256": sha, "files": counts(rows)})
+    return added, described
+
+
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
     """The recipe (``--quick``'s or the default) with the options given on the command line."""
     base = QUICK if args.quick else Recipe()
@@ -1163,7 +1184,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
 def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> dict[str, Any]:
     """Train and export one model; validation on ``val_groups`` (default: ``--all-groups`` or the seeded split)."""
     started = time.monotonic()
-    items = without_sources(read_manifest(args.data), args.exclude_source)
+    items, added = with_added(without_sources(read_manifest(args.data), args.exclude_source), args.add_data)
     recipe = recipe_from_args(args)
     fe, gate = front_end_from_args(args), gate_from_args(args)
     split_seed = args.seed if args.split_seed is None else args.split_seed
@@ -1280,6 +1301,8 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
         meta["teacher"] = teacher
     if args.exclude_source:
         meta["training_data"]["excluded_sources"] = sorted(set(args.exclude_source))
+    if added:
+        meta["training_data"]["added"] = added
     model_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
 
