@@ -268,19 +268,9 @@ class Unit:
 
     def _start_source(self) -> None:
         if self._source is None:
-            from edge.audio.factory import open_source
+            from edge.audio.factory import open_configured
 
-            audio = self.config.audio
-            self._source = open_source(
-                audio.source,
-                device=audio.device,
-                device_rate=audio.device_rate,
-                chunk_ms=audio.chunk_ms,
-                file=audio.file,
-                realtime=audio.realtime,
-                loop=audio.loop,
-                reopen_interval_s=audio.reopen_interval_s,
-            )
+            self._source = open_configured(self.config.audio)
         self._stops.append(("audio source", self._source.close))
         log.info("audio source %s open", self._source.name)
 

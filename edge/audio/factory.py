@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from edge.audio.source import SAMPLE_RATE, AudioSource
 from edge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from edge.config import AudioConfig
 
 SOURCE_KINDS = ("pyaudio", "file")
 
@@ -35,3 +40,17 @@ def open_source(
 
         return FileSource(file, chunk_samples=SAMPLE_RATE * chunk_ms // 1000, realtime=realtime, loop=loop)
     raise ConfigError([f"audio.source: unknown source {kind!r}; use one of {', '.join(SOURCE_KINDS)}"])
+
+
+def open_configured(audio: AudioConfig) -> AudioSource:
+    """The source the ``[audio]`` section of a unit's config names."""
+    return open_source(
+        audio.source,
+        device=audio.device,
+        device_rate=audio.device_rate,
+        chunk_ms=audio.chunk_ms,
+        file=audio.file,
+        realtime=audio.realtime,
+        loop=audio.loop,
+        reopen_interval_s=audio.reopen_interval_s,
+    )

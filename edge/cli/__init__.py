@@ -16,7 +16,7 @@ from importlib import import_module
 from edge import __version__
 from edge.errors import ConfigError, PolewatchError
 
-SUBCOMMANDS = ("config_cmd", "detect_cmd", "demo_cmd", "run_cmd", "evaluate_cmd", "verify_cmd")
+SUBCOMMANDS = ("config_cmd", "detect_cmd", "demo_cmd", "run_cmd", "evaluate_cmd", "verify_cmd", "survey_cmd")
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1

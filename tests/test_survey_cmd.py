@@ -1,0 +1,59 @@
+"""``polewatch survey``: records the configured source into a FLAC file and a manifest tools.train can add."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from edge.cli import main
+from tools.dataset import read_manifest
+
+RATE = 16_000
+
+
+def _config(tmp_path: Path, audio: Path, unit: str = "pole-7") -> Path:
+    cfg = tmp_path / "polewatch.toml"
+    cfg.write_text(f'[unit]\nid = "{unit}"\n\n[audio]\nsource = "file"\nfile = "{audio}"\nrealtime = false\n')
+    return cfg
+
+
+def _ambience(path: Path, seconds: float) -> Path:
+    noise = np.random.default_rng(0).standard_normal(int(seconds * RATE)) * 300
+    sf.write(str(path), noise.astype(np.int16), RATE, subtype="PCM_16")
+    return path
+
+
+def test_survey_records_the_asked_minutes_and_lists_them(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, _ambience(tmp_path / "site.wav", 5.0))
+    out = tmp_path / "survey"
+    for _ in range(2):  # a second survey adds a file and a row, even within the same second
+        assert main(["survey", "--config", str(cfg), "--out", str(out), "--minutes", "0.05"]) == 0
+    items = read_manifest(out)
+    assert len({i.path for i in items}) == 2
+    assert {i.label for i in items} == {"background"} and {i.source for i in items} == {"survey:pole-7"}
+    for item in items:
+        audio, rate = sf.read(str(out / item.path), dtype="int16")
+        assert rate == RATE and len(audio) == 3 * RATE == round(item.duration_s * RATE)
+    lines = (out / "manifest.tsv").read_text().splitlines()
+    assert lines[0].startswith("path\tlabel\tgroup\tsource\tduration_s")
+    assert sum(ln.startswith("path") for ln in lines) == 1
+
+
+def test_a_short_recording_keeps_what_there_was(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, _ambience(tmp_path / "site.wav", 1.0))
+    out = tmp_path / "survey"
+    assert main(["survey", "--config", str(cfg), "--out", str(out), "--minutes", "1"]) == 0
+    [item] = read_manifest(out)
+    assert item.duration_s == pytest.approx(1.0)
+
+
+def test_a_missing_source_or_bad_minutes_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = _config(tmp_path, tmp_path / "absent.wav")
+    assert main(["survey", "--config", str(cfg), "--out", str(tmp_path / "s"), "--minutes", "1"]) == 1
+    assert main(["survey", "--config", str(cfg), "--out", str(tmp_path / "s"), "--minutes", "0"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "absent.wav" in err[0] and "--minutes 0" in err[1]
+    assert not (tmp_path / "s" / "manifest.tsv").exists()
