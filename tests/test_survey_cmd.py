@@ -42,6 +42,14 @@ def test_survey_records_the_asked_minutes_and_lists_them(tmp_path: Path) -> None
     assert sum(ln.startswith("path") for ln in lines) == 1
 
 
+def test_each_minute_prints_the_level_meter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = _config(tmp_path, _ambience(tmp_path / "site.wav", 62.0))
+    assert main(["survey", "--config", str(cfg), "--out", str(tmp_path / "s"), "--minutes", "1.02"]) == 0
+    [line] = [ln for ln in capsys.readouterr().err.splitlines() if "min:" in ln]
+    # noise at 300 / 32768 RMS: 20 log10(0.0092) = -41 dBFS, nothing clipped
+    assert line == "1 of 1.02 min: level -41 dBFS, floor -41 dBFS, 0.00 % clipped"
+
+
 def test_a_short_recording_keeps_what_there_was(tmp_path: Path) -> None:
     cfg = _config(tmp_path, _ambience(tmp_path / "site.wav", 1.0))
     out = tmp_path / "survey"

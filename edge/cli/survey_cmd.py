@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import soundfile as sf
 
 from edge.audio.factory import open_configured
@@ -19,6 +17,7 @@ from edge.audio.source import SAMPLE_RATE
 from edge.cli import EXIT_FAILURE
 from edge.config import DEFAULT_CONFIG_PATH, load_config
 from edge.errors import ConfigError
+from edge.health import MicLevel, MicReading
 
 COLUMNS = ("path", "label", "group", "source", "duration_s", "original_sr", "license", "origin", "note")
 """The dev manifest's columns (``../shared/data/audio/manifest.tsv``)."""
@@ -37,21 +36,22 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.minutes <= MAX_MINUTES:
         raise ConfigError([f"--minutes {args.minutes}: must lie in (0, {MAX_MINUTES}]"])
     config = load_config(args.config)
-    source = open_configured(config.audio)
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     name = next(n for k in range(1, 1000) if not (args.out / (n := _name(config.unit.id, stamp, k))).exists())
     wanted, minute = round(args.minutes * 60 * SAMPLE_RATE), 60 * SAMPLE_RATE
+    source = open_configured(config.audio)
+    meter = MicLevel()
     written = 0
     try:
         with sf.SoundFile(args.out / name, "w", SAMPLE_RATE, 1, "PCM_16") as flac:
             for chunk in source.chunks():
                 take = chunk[: wanted - written]
                 flac.write(take)
+                meter.update(take)
                 written += len(take)
                 if written // minute > (written - len(take)) // minute:
-                    level = f"{written // minute} of {args.minutes:g} min, level {_dbfs(take):.0f} dBFS"
-                    print(level, file=sys.stderr, flush=True)
+                    print(_progress(written // minute, args.minutes, meter.reading()), file=sys.stderr, flush=True)
                 if written >= wanted:
                     break
     except KeyboardInterrupt:
@@ -73,9 +73,11 @@ def _name(unit_id: str, stamp: str, k: int) -> str:
     return f"{unit_id}-{stamp}.flac" if k == 1 else f"{unit_id}-{stamp}-{k}.flac"
 
 
-def _dbfs(chunk: np.ndarray) -> float:
-    rms = float(np.sqrt(np.mean(chunk.astype(np.float64) ** 2))) / 32768.0 if len(chunk) else 0.0
-    return 20 * math.log10(max(rms, 1e-6))
+def _progress(minutes: int, of: float, level: MicReading) -> str:
+    return (
+        f"{minutes} of {of:g} min: level {level.rms_dbfs:.0f} dBFS, floor {level.noise_floor_dbfs:.0f} dBFS, "
+        f"{100 * level.clipping_ratio:.2f} % clipped"
+    )
 
 
 def _append_row(out: Path, name: str, unit_id: str, stamp: str, seconds: float) -> None:
