@@ -4,6 +4,7 @@ model that the runtime loads. Says nothing about quality (that is measured on re
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from edge.errors import ModelError
 from edge.evaluate.scores import read_scores
 from tools import train
 from tools.augment import AugmentParams
-from tools.dataset import fold_groups, gate_candidates, load_audio
+from tools.dataset import Item, fold_groups, gate_candidates, load_audio
 from tools.dataset import read_manifest as read_items
 
 RATE = 16_000
@@ -451,3 +452,37 @@ def test_added_data_is_trained_on_and_named(tmp_path: Path) -> None:
     [added] = meta["training_data"]["added"]
     assert added["folder"] == str(survey) and added["files"]["label"] == {"background": 3}
     assert _quick(data, tmp_path / "m2", "--add-data", str(tmp_path / "nowhere")) == 2
+
+
+def _item(group: str, label: str = "gunshot", source: str = "us8k") -> Item:
+    return Item(path=f"{group}.flac", label=label, group=group, source=source, duration_s=1.0, license="cc0")
+
+
+def _urban_shot_groups(items: list[Item]) -> set[str]:
+    return {i.group for i in items if i.is_gunshot and i.urban}
+
+
+def test_a_share_of_urban_gunshot_recordings_is_nested_and_leaves_the_rest() -> None:
+    items = [_item(f"shot{k}") for k in range(20)]
+    items += [_item("fw", "fireworks"), _item("far", source="forest"), _item("shot3b", "street", "us8k")]
+    items.append(replace(items[0], path="shot0-second-clip.flac"))
+    half, quarter = train.fewer_urban_gunshots(items, 0.5), train.fewer_urban_gunshots(items, 0.25)
+    assert len(_urban_shot_groups(half)) == 10 and len(_urban_shot_groups(quarter)) == 5
+    assert _urban_shot_groups(quarter) < _urban_shot_groups(half)
+    assert {"fw", "far", "shot3b"} <= {i.group for i in quarter}
+    assert train.fewer_urban_gunshots(list(reversed(items)), 0.5) == [i for i in reversed(items) if i in half]
+    kept_first = [i for i in half if i.group == "shot0"]
+    assert len(kept_first) in (0, 2), "a recording's clips stay together"
+    assert len(_urban_shot_groups(train.fewer_urban_gunshots(items, 0.01))) == 1
+
+
+def test_an_urban_gunshot_share_is_named_and_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _write_data(tmp_path)
+    out = tmp_path / "models"
+    assert _quick(data, out, "--urban-gunshot-share", "0.5", "--all-groups", "--threshold", "0.5") == 0
+    kept = json.loads((out / "gunshot.json").read_text())["training_data"]["urban_gunshot_share"]
+    all_shots = _urban_shot_groups(read_items(data))
+    assert kept["share"] == 0.5 and len(kept["groups"]) == round(len(all_shots) / 2) and set(kept["groups"]) < all_shots
+    with pytest.raises(SystemExit):
+        train.parse_args(["--data", "d", "--out", "o", "--urban-gunshot-share", "0"])
+    assert "--urban-gunshot-share 0" in capsys.readouterr().err

@@ -438,6 +438,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="train on this folder's manifest.tsv and files as well (repeatable), e.g. a site survey: a deployment's "
         "own ambience recorded on the unit, labelled background",
     )
+    ap.add_argument(
+        "--urban-gunshot-share",
+        type=float,
+        default=None,
+        metavar="P",
+        help="train on only this share (0..1] of the training split's urban gunshot recordings (groups), the same "
+        "ones at any seed and nested (a smaller share keeps a subset of a larger one's); with tools.kfold, a "
+        "learning curve: how quality grows with gunshot recordings",
+    )
     ap.add_argument("--name", default="gunshot", help="file stem of the exported model (default gunshot)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -449,6 +458,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         ap.error(f"--gate-rise-db {args.gate_rise_db}: must lie in 3..30 (dB), as detect.gate_rise_db")
     if args.far is not None and not 0.0 <= args.far <= 1.0:
         ap.error(f"--far {args.far}: a share, must lie in 0..1")
+    if args.urban_gunshot_share is not None and not 0.0 < args.urban_gunshot_share <= 1.0:
+        ap.error(f"--urban-gunshot-share {args.urban_gunshot_share}: a share, must lie in (0, 1]")
     if args.jitter is not None and not 0.0 <= args.jitter <= 50.0:
         ap.error(f"--jitter {args.jitter}: must lie in 0..50 (ms); the window reaches 100 ms before the onset")
     return args
@@ -1143,6 +1154,15 @@ def without_sources(items: list[Item], excluded: Sequence[str]) -> list[Item]:
     return [i for i in items if i.source not in leave_out]
 
 
+def fewer_urban_gunshots(items: list[Item], share: float) -> list[Item]:
+    """``items`` with only ``share`` of their urban gunshot groups (at least one). Groups are ranked by a hash of
+    their name, not by a seed, so a smaller share keeps a subset of a larger one's."""
+    shots = {i.group for i in items if i.urban and i.is_gunshot}
+    groups = sorted(shots, key=lambda g: hashlib.sha256(g.encode()).digest())
+    kept = set(groups[: max(1, round(share * len(groups)))])
+    return [i for i in items if not (i.urban and i.is_gunshot) or i.group in kept]
+
+
 def with_added(items: list[Item], folders: Sequence[Path]) -> tuple[list[Item], list[dict[str, Any]]]:
     """``items`` and every row of each folder's manifest, its path made absolute (the training code joins paths
     to ``--data``, and an absolute path survives that); plus what each folder added, for the metadata."""
@@ -1195,6 +1215,8 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
         val_groups, split_method = split_groups(items, split_seed), SPLIT_METHOD
     val_set = set(val_groups)
     train = [i for i in items if i.group not in val_set]
+    if args.urban_gunshot_share is not None:
+        train = fewer_urban_gunshots(train, args.urban_gunshot_share)
     val = [i for i in items if i.group in val_set]
     log.info("%d files: %d train, %d validation (%d groups)", len(items), len(train), len(val), len(val_groups))
 
@@ -1303,6 +1325,9 @@ def run(args: argparse.Namespace, val_groups: Sequence[str] | None = None) -> di
         meta["training_data"]["excluded_sources"] = sorted(set(args.exclude_source))
     if added:
         meta["training_data"]["added"] = added
+    if args.urban_gunshot_share is not None:
+        kept = sorted({i.group for i in train if i.urban and i.is_gunshot})
+        meta["training_data"]["urban_gunshot_share"] = {"share": args.urban_gunshot_share, "groups": kept}
     model_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
 
