@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from edge.cli import main
+from edge.cli import main, survey_cmd
+from edge.health import DiskUsage
 from tools.dataset import read_manifest
 
 RATE = 16_000
@@ -65,3 +69,38 @@ def test_a_missing_source_or_bad_minutes_is_one_line(tmp_path: Path, capsys: pyt
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "absent.wav" in err[0] and "--minutes 0" in err[1]
     assert not (tmp_path / "s" / "manifest.tsv").exists()
+
+
+def test_a_disk_that_fills_up_removes_the_unfinished_file(tmp_path: Path) -> None:
+    # A real short write: the child process may not grow a file beyond 64 kB (RLIMIT_FSIZE), so libsndfile's write
+    # fails mid-survey exactly as on a full disk.
+    cfg = _config(tmp_path, _ambience(tmp_path / "site.wav", 30.0))
+    out = tmp_path / "survey"
+    out.mkdir()
+    limit = textwrap.dedent(f"""
+        import resource, signal, sys
+        from edge.cli import main
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (65_536, 65_536))
+        sys.exit(main(["survey", "--config", {str(cfg)!r}, "--out", {str(out)!r}, "--minutes", "0.5"]))
+    """)
+    done = subprocess.run([sys.executable, "-c", limit], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1, done.stderr
+    err = done.stderr.strip()
+    assert "\n" not in err and "failed after" in err and "is the disk full?" in err, err
+    assert list(out.iterdir()) == []
+
+
+def test_too_little_free_space_is_refused_before_recording(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = _config(tmp_path, _ambience(tmp_path / "site.wav", 1.0))
+    out = tmp_path / "survey"
+    # 10 MB free: enough for 4 minutes of 16 kHz 16-bit audio (1.92 MB a minute), not for 20
+    monkeypatch.setattr(survey_cmd, "disk_usage", lambda _path: DiskUsage(free_bytes=10_000_000, total_bytes=1 << 30))
+    assert main(["survey", "--config", str(cfg), "--out", str(out), "--minutes", "20"]) == 1
+    err = capsys.readouterr().err.strip()
+    expected = f"{out} has 10.0 MB free and 20 min may need 40.3 MB; free space there or ask for fewer --minutes"
+    assert err == f"polewatch: error: {expected}"
+    assert list(out.iterdir()) == []
+    assert main(["survey", "--config", str(cfg), "--out", str(out), "--minutes", "4"]) == 0

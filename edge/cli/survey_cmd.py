@@ -17,11 +17,13 @@ from edge.audio.source import SAMPLE_RATE
 from edge.cli import EXIT_FAILURE
 from edge.config import DEFAULT_CONFIG_PATH, load_config
 from edge.errors import ConfigError
-from edge.health import MicLevel, MicReading
+from edge.health import MicLevel, MicReading, disk_usage
 
 COLUMNS = ("path", "label", "group", "source", "duration_s", "original_sr", "license", "origin", "note")
 """The dev manifest's columns (``../shared/data/audio/manifest.tsv``)."""
 MAX_MINUTES = 24 * 60
+PCM_BYTES_PER_SAMPLE = 2
+"""FLAC at 16 bits never needs much more than the raw samples; the space check asks for that."""
 
 
 def register(sub: Any) -> None:
@@ -40,6 +42,14 @@ def run(args: argparse.Namespace) -> int:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     name = next(n for k in range(1, 1000) if not (args.out / (n := _name(config.unit.id, stamp, k))).exists())
     wanted, minute = round(args.minutes * 60 * SAMPLE_RATE), 60 * SAMPLE_RATE
+    need, free = round(1.05 * PCM_BYTES_PER_SAMPLE * wanted), disk_usage(args.out).free_bytes
+    if free < need:
+        print(
+            f"polewatch: error: {args.out} has {free / 1e6:.1f} MB free and {args.minutes:g} min may need "
+            f"{need / 1e6:.1f} MB; free space there or ask for fewer --minutes",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     source = open_configured(config.audio)
     meter = MicLevel()
     written = 0
@@ -56,6 +66,15 @@ def run(args: argparse.Namespace) -> int:
                     break
     except KeyboardInterrupt:
         print("stopped: keeping what was recorded", file=sys.stderr)
+    except (sf.SoundFileError, OSError) as exc:  # a full disk: libsndfile reports "System error."
+        (args.out / name).unlink(missing_ok=True)
+        print(
+            f"polewatch: error: writing {args.out / name} failed after {written / SAMPLE_RATE / 60:.1f} min ({exc}); "
+            "is the disk full? The unfinished file was removed (a FLAC cut off mid-write cannot be read); "
+            "free space and run the survey again",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     finally:
         source.close()
     seconds = written / SAMPLE_RATE
