@@ -177,3 +177,35 @@ def test_pooling_takes_each_class_scores_maximum_over_a_files_windows() -> None:
     assert pooled["a.flac"].tolist() == pytest.approx([0.7, 0.9])
     assert pooled["b.flac"].tolist() == pytest.approx([0.3, 0.3])
     assert pooled["c.flac"].tolist() == [0.0, 0.0]  # no candidate; x.flac is not in the manifest
+
+
+def test_learning_curve_gains_from_more_gunshot_recordings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # four kinds of gunshot, each lifting its own feature: a probe that saw few recordings misses the other kinds
+    rng = np.random.default_rng(3)
+    rows, features = [], {}
+    for k in range(120):
+        label = "gunshot" if k < 40 else "door"
+        path = f"{label}{k}.flac"
+        rows.append(f"{path}\t{label}\t{label}:{k}\tus8k\t1.0\tCC0\n")
+        x = rng.standard_normal(4)
+        if label == "gunshot":
+            x[k % 4] += 6.0
+        features[path] = 1 / (1 + np.exp(-x))
+    (tmp_path / "manifest.tsv").write_text("path\tlabel\tgroup\tsource\tduration_s\tlicense\n" + "".join(rows))
+    np.savez_compressed(
+        tmp_path / "f.npz", paths=np.array(list(features)), features=np.array(list(features.values()), np.float32)
+    )
+    points = {}
+    for share in ("0.05", "1"):  # about 2 and 32 training recordings a fold
+        cv = ["--data", str(tmp_path), "--cv", str(tmp_path / "f.npz"), "--urban-gunshot-share", share, "--draws", "3"]
+        assert main(cv) == 0
+        points[share] = json.loads(capsys.readouterr().out)
+    few, all_ = points["0.05"], points["1"]
+    assert few["draws"] == 3 and set(few["sd"]) == set(few["mean"]) == set(few["hash_ranked"])
+    assert all_["sd"]["auc_all_urban"] == 0.0, "every draw of all recordings is the same subset"
+    assert all_["hash_ranked"]["auc_all_urban"] > 0.95
+    assert all_["hash_ranked"]["auc_all_urban"] > few["mean"]["auc_all_urban"] + 0.1
+    assert all_["hash_ranked"]["auc_all_urban"] > few["hash_ranked"]["auc_all_urban"] + 0.1
+    with pytest.raises(SystemExit):
+        main(["--data", str(tmp_path), "--cv", str(tmp_path / "f.npz"), "--urban-gunshot-share", "0"])
+    assert "--urban-gunshot-share" in capsys.readouterr().err

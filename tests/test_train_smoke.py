@@ -474,6 +474,8 @@ def test_a_share_of_urban_gunshot_recordings_is_nested_and_leaves_the_rest() -> 
     kept_first = [i for i in half if i.group == "shot0"]
     assert len(kept_first) in (0, 2), "a recording's clips stay together"
     assert len(_urban_shot_groups(train.fewer_urban_gunshots(items, 0.01))) == 1
+    draws = [_urban_shot_groups(train.fewer_urban_gunshots(items, 0.5, draw)) for draw in range(4)]
+    assert all(len(d) == 10 for d in draws) and len({frozenset(d) for d in draws}) > 1
 
 
 def test_an_urban_gunshot_share_is_named_and_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -306,6 +306,43 @@ def cv_report(data: Path, features_path: Path, folds: int, seed: int, pool: bool
     return 0
 
 
+def learning_curve(data: Path, features_path: Path, share: float, draws: int, folds: int, seed: int) -> int:
+    """The per-file probe's cross-validation when each fold's training split keeps only ``share`` of its urban
+    gunshot recordings (``tools.train.fewer_urban_gunshots``): the hash-ranked subset ``tools.train
+    --urban-gunshot-share`` trains on, then ``draws`` seeded random subsets and their mean and spread."""
+    from tools.dataset import fold_groups, read_manifest
+    from tools.train import evaluate, fewer_urban_gunshots
+
+    items = read_manifest(data)
+    fold_of = {g: k for k, groups in enumerate(fold_groups(items, folds, seed)) for g in groups}
+    features = read_features(features_path)
+    x = score_logits(np.array([features[i.path] for i in items]))
+    y = np.array([i.is_gunshot for i in items], dtype=np.float64)
+    fold = np.array([fold_of[i.group] for i in items])
+
+    def headline(draw: int | None) -> dict[str, float]:
+        logit = np.zeros(len(items))
+        for k in range(folds):
+            kept = {id(i) for i in fewer_urban_gunshots([i for i in items if fold_of[i.group] != k], share, draw)}
+            train = np.array([id(i) in kept for i in items])
+            logit[fold == k] = fit_probe(x[train], y[train])(x[fold == k])
+        r = evaluate(items, list(1 / (1 + np.exp(-logit))))
+        return {
+            "auc_all_urban": r["auc_gunshot_vs_all_urban"],
+            "auc_hard_urban": r["auc_gunshot_vs_hard_negatives_urban"],
+            "recall_at_2%_hard": r["recall_at_hard_fpr"]["2%"],
+            "recall_at_5%_hard": r["recall_at_hard_fpr"]["5%"],
+        }
+
+    runs = [headline(d) for d in range(draws)]
+    report: dict[str, Any] = {"share": share, "hash_ranked": headline(None), "draws": draws}
+    if runs:
+        report["mean"] = {k: round(float(np.mean([r[k] for r in runs])), 4) for k in runs[0]}
+        report["sd"] = {k: round(float(np.std([r[k] for r in runs])), 4) for k in runs[0]}
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.teacher", description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="folder with manifest.tsv and the audio files")
@@ -333,12 +370,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="--cv on per-window features: one probe per file on each class score's maximum over its windows",
     )
+    ap.add_argument(
+        "--urban-gunshot-share",
+        type=float,
+        default=None,
+        metavar="P",
+        help="--cv on per-file features: a learning curve point; each fold's probe sees only this share (0..1] "
+        "of its urban gunshot recordings (tools.train --urban-gunshot-share's subset, then --draws random ones)",
+    )
+    ap.add_argument("--draws", type=int, default=10, help="--urban-gunshot-share: random subsets (default 10)")
     ap.add_argument("--folds", type=int, default=5, help="--cv: folds, as tools.kfold (default 5)")
     ap.add_argument("--seed", type=int, default=0, help="--cv: fold seed, as tools.kfold (default 0)")
     args = ap.parse_args(argv)
     from tools.dataset import DataError
 
     try:
+        if args.cv and args.urban_gunshot_share is not None:
+            if not 0.0 < args.urban_gunshot_share <= 1.0 or args.draws < 0:
+                ap.error("--urban-gunshot-share must lie in (0, 1] and --draws be 0 or more")
+            return learning_curve(args.data, args.cv, args.urban_gunshot_share, args.draws, args.folds, args.seed)
         if args.cv:
             return cv_report(args.data, args.cv, args.folds, args.seed, args.pool)
         if args.peers_dir is None:

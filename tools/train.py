@@ -1154,12 +1154,16 @@ def without_sources(items: list[Item], excluded: Sequence[str]) -> list[Item]:
     return [i for i in items if i.source not in leave_out]
 
 
-def fewer_urban_gunshots(items: list[Item], share: float) -> list[Item]:
+def fewer_urban_gunshots(items: list[Item], share: float, draw: int | None = None) -> list[Item]:
     """``items`` with only ``share`` of their urban gunshot groups (at least one). Groups are ranked by a hash of
-    their name, not by a seed, so a smaller share keeps a subset of a larger one's."""
-    shots = {i.group for i in items if i.urban and i.is_gunshot}
-    groups = sorted(shots, key=lambda g: hashlib.sha256(g.encode()).digest())
-    kept = set(groups[: max(1, round(share * len(groups)))])
+    their name, not by a seed, so a smaller share keeps a subset of a larger one's; with ``draw``, a seeded random
+    choice instead (another draw, another subset)."""
+    shots = sorted({i.group for i in items if i.urban and i.is_gunshot})
+    n = max(1, round(share * len(shots)))
+    if draw is None:
+        kept = set(sorted(shots, key=lambda g: hashlib.sha256(g.encode()).digest())[:n])
+    else:
+        kept = set(random.Random(draw).sample(shots, n))
     return [i for i in items if not (i.urban and i.is_gunshot) or i.group in kept]
 
 
