@@ -22,8 +22,8 @@ from edge.health import MicLevel, MicReading, disk_usage
 COLUMNS = ("path", "label", "group", "source", "duration_s", "original_sr", "license", "origin", "note")
 """The dev manifest's columns (``../shared/data/audio/manifest.tsv``)."""
 MAX_MINUTES = 24 * 60
-PCM_BYTES_PER_SAMPLE = 2
-"""FLAC at 16 bits never needs much more than the raw samples; the space check asks for that."""
+BYTES_PER_SAMPLE = 2.1
+"""What the space check asks for: 16-bit samples plus 5 % for FLAC frames of sound that does not compress."""
 
 
 def register(sub: Any) -> None:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     name = next(n for k in range(1, 1000) if not (args.out / (n := _name(config.unit.id, stamp, k))).exists())
     wanted, minute = round(args.minutes * 60 * SAMPLE_RATE), 60 * SAMPLE_RATE
-    need, free = round(1.05 * PCM_BYTES_PER_SAMPLE * wanted), disk_usage(args.out).free_bytes
+    need, free = round(BYTES_PER_SAMPLE * wanted), disk_usage(args.out).free_bytes
     if free < need:
         print(
             f"polewatch: error: {args.out} has {free / 1e6:.1f} MB free and {args.minutes:g} min may need "
