@@ -323,8 +323,8 @@ def learning_curve(data: Path, features_path: Path, share: float, draws: int, fo
     def headline(draw: int | None) -> dict[str, float]:
         logit = np.zeros(len(items))
         for k in range(folds):
-            kept = {id(i) for i in fewer_urban_gunshots([i for i in items if fold_of[i.group] != k], share, draw)}
-            train = np.array([id(i) in kept for i in items])
+            kept = {i.group for i in fewer_urban_gunshots([i for i in items if fold_of[i.group] != k], share, draw)}
+            train = np.array([i.group in kept for i in items])
             logit[fold == k] = fit_probe(x[train], y[train])(x[fold == k])
         r = evaluate(items, list(1 / (1 + np.exp(-logit))))
         return {

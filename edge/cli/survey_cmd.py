@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
                     break
     except KeyboardInterrupt:
         print("stopped: keeping what was recorded", file=sys.stderr)
-    except (sf.SoundFileError, OSError) as exc:  # a full disk: libsndfile reports "System error."
+    except sf.SoundFileError as exc:  # a full disk: libsndfile reports "System error."
         (args.out / name).unlink(missing_ok=True)
         print(
             f"polewatch: error: writing {args.out / name} failed after {written / SAMPLE_RATE / 60:.1f} min ({exc}); "
