@@ -14,9 +14,8 @@ import soundfile as sf
 
 from edge.audio.factory import open_configured
 from edge.audio.source import SAMPLE_RATE
-from edge.cli import EXIT_FAILURE
 from edge.config import DEFAULT_CONFIG_PATH, load_config
-from edge.errors import ConfigError
+from edge.errors import AudioError, ConfigError
 from edge.health import MicLevel, MicReading, disk_usage
 
 COLUMNS = ("path", "label", "group", "source", "duration_s", "original_sr", "license", "origin", "note")
@@ -44,12 +43,10 @@ def run(args: argparse.Namespace) -> int:
     wanted, minute = round(args.minutes * 60 * SAMPLE_RATE), 60 * SAMPLE_RATE
     need, free = round(BYTES_PER_SAMPLE * wanted), disk_usage(args.out).free_bytes
     if free < need:
-        print(
-            f"polewatch: error: {args.out} has {free / 1e6:.1f} MB free and {args.minutes:g} min may need "
-            f"{need / 1e6:.1f} MB; free space there or ask for fewer --minutes",
-            file=sys.stderr,
+        raise OSError(
+            f"{args.out} has {free / 1e6:.1f} MB free and {args.minutes:g} min may need {need / 1e6:.1f} MB; "
+            "free space there or ask for fewer --minutes"
         )
-        return EXIT_FAILURE
     source = open_configured(config.audio)
     meter = MicLevel()
     written = 0
@@ -68,20 +65,17 @@ def run(args: argparse.Namespace) -> int:
         print("stopped: keeping what was recorded", file=sys.stderr)
     except sf.SoundFileError as exc:  # a full disk: libsndfile reports "System error."
         (args.out / name).unlink(missing_ok=True)
-        print(
-            f"polewatch: error: writing {args.out / name} failed after {written / SAMPLE_RATE / 60:.1f} min ({exc}); "
-            "is the disk full? The unfinished file was removed (a FLAC cut off mid-write cannot be read); "
-            "free space and run the survey again",
-            file=sys.stderr,
-        )
-        return EXIT_FAILURE
+        raise OSError(
+            f"writing {args.out / name} failed after {written / SAMPLE_RATE / 60:.1f} min ({exc}); is the disk full? "
+            "The unfinished file was removed (a FLAC cut off mid-write cannot be read); free space and run the "
+            "survey again"
+        ) from exc
     finally:
         source.close()
     seconds = written / SAMPLE_RATE
     if written == 0:
         (args.out / name).unlink(missing_ok=True)
-        print(f"polewatch: error: {source.name} gave no audio; nothing recorded", file=sys.stderr)
-        return EXIT_FAILURE
+        raise AudioError(f"{source.name} gave no audio; nothing recorded")
     _append_row(args.out, name, config.unit.id, stamp, seconds)
     print(f"{args.out / name}: {seconds / 60:.1f} min of {config.unit.id}'s ambience, in {args.out / 'manifest.tsv'}")
     print(f"how the installed model hears it: polewatch detect --config {args.config} {args.out / name}")
